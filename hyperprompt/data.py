@@ -1,0 +1,125 @@
+"""Input pipeline: seqio tasks -> batches that carry per-example `task_ids`.
+
+The task-id registry is the mixture's ordered task list (seqio orders it by
+name). It is written next to the checkpoints (`task_registry.json`) and read
+back by eval/infer and on restart, so ids never get reordered.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+import seqio
+import tensorflow as tf
+
+from hyperprompt.errors import UsageError
+
+REGISTRY_FILE = "task_registry.json"
+TASK_IDS = "task_ids"
+
+
+class TaskIdFeatureConverter(seqio.EncDecFeatureConverter):
+    """seqio's encoder-decoder converter, unpacked, passing `task_ids` through."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("pack", False)
+        kwargs.setdefault(
+            "passthrough_features",
+            {TASK_IDS: seqio.FeatureConverter.FeatureSpec(dtype=tf.int32, rank=1)},
+        )
+        super().__init__(**kwargs)
+
+
+def get_mixture_or_task(name: str) -> seqio.Task | seqio.Mixture:
+    """seqio lookup with a one-line error listing close names."""
+    import hyperprompt.tasks  # noqa: F401  (registers the embedded tasks)
+
+    try:
+        return seqio.get_mixture_or_task(name)
+    except ValueError:
+        names = list(seqio.TaskRegistry.names()) + list(seqio.MixtureRegistry.names())
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UsageError(
+            f"unknown task or mixture {name!r}.{hint} Set MIXTURE_OR_TASK_NAME to a registered "
+            f"name (e.g. 'synthetic_mtl')."
+        ) from None
+
+
+def task_registry(name: str) -> list[str]:
+    """The ordered task list whose positions are the task ids."""
+    provider = get_mixture_or_task(name)
+    tasks = provider.tasks if isinstance(provider, seqio.Mixture) else [provider]
+    return [t.name for t in tasks]
+
+
+def save_registry(model_dir: str, tasks: Sequence[str]) -> None:
+    with open(os.path.join(model_dir, REGISTRY_FILE), "w") as f:
+        json.dump({"tasks": list(tasks)}, f, indent=1)
+
+
+def load_registry(model_dir: str) -> list[str] | None:
+    path = os.path.join(model_dir, REGISTRY_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)["tasks"]
+
+
+def mixture_rates(name: str) -> list[float]:
+    """Sampling rate of each task of the registry, normalised to sum to 1."""
+    provider = get_mixture_or_task(name)
+    if isinstance(provider, seqio.Mixture):
+        rates = [provider.get_rate(t) for t in provider.tasks]
+    else:
+        rates = [1.0]
+    total = float(sum(rates))
+    return [r / total for r in rates]
+
+
+def _with_task_id(ds: tf.data.Dataset, task_id: int) -> tf.data.Dataset:
+    # Rank 1 (length 1) so that seqio's trim/pad accepts it; batches squeeze it to [B].
+    return ds.map(lambda ex: {**ex, TASK_IDS: tf.constant([task_id], tf.int32)},
+                  num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def task_dataset(task_name: str, task_id: int, split: str,
+                 feature_lengths: Mapping[str, int], shuffle: bool, seed: int | None,
+                 repeat: bool = False) -> tf.data.Dataset:
+    """One task's preprocessed examples plus its `task_ids`."""
+    task = seqio.get_mixture_or_task(task_name)
+    ds = task.get_dataset(dict(feature_lengths), split=split, shuffle=shuffle, seed=seed,
+                          num_epochs=None if repeat else 1)
+    return _with_task_id(ds, task_id)
+
+
+def train_batches(name: str, registry: Sequence[str], feature_lengths: Mapping[str, int],
+                  batch_size: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+    """Endless mixed, shuffled training batches (numpy, static shapes)."""
+    rates = mixture_rates(name)
+    datasets = [task_dataset(t, i, "train", feature_lengths, True, seed + i, repeat=True)
+                for i, t in enumerate(registry)]
+    mixed = tf.data.Dataset.sample_from_datasets(datasets, weights=rates, seed=seed)
+    return convert_and_batch(mixed, feature_lengths, batch_size, drop_remainder=True)
+
+
+def convert_and_batch(ds: tf.data.Dataset, feature_lengths: Mapping[str, int], batch_size: int,
+                      drop_remainder: bool) -> Iterator[dict[str, np.ndarray]]:
+    """Feature-convert (pad to the lengths), batch, and yield numpy dicts."""
+    converted = TaskIdFeatureConverter()(ds, {**feature_lengths, TASK_IDS: 1})
+    batched = converted.batch(batch_size, drop_remainder=drop_remainder).map(
+        lambda b: {**b, TASK_IDS: b[TASK_IDS][:, 0]})
+    return batched.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+
+
+def pad_batch(batch: Mapping[str, np.ndarray], batch_size: int) -> tuple[dict, int]:
+    """Pad a final short batch to `batch_size` rows (static shapes); returns (batch, n real)."""
+    n = len(next(iter(batch.values())))
+    if n == batch_size:
+        return dict(batch), n
+    return {k: np.concatenate([v, np.zeros((batch_size - n, *v.shape[1:]), v.dtype)])
+            for k, v in batch.items()}, n

@@ -1,0 +1,1 @@
+"""Task-conditioning methods: each a Flax module returning a `Conditioning`."""

@@ -1,0 +1,42 @@
+"""hyperprompt: task-conditioned multi-task learning on T5, in JAX/Flax."""
+
+import setuptools
+
+setuptools.setup(
+    name="hyperprompt",
+    version="0.1.0",
+    description=(
+        "HyperPrompt, HyperGrid, Adapters/HyperFormer, Prompt Tuning and ATTEMPT "
+        "side by side on one T5 backbone and one trainer."
+    ),
+    python_requires=">=3.10",
+    packages=(
+        setuptools.find_packages(include=["hyperprompt", "hyperprompt.*"])
+        + ["hyperprompt.tasks", "hyperprompt.gin"]
+    ),
+    package_dir={"hyperprompt.tasks": "tasks", "hyperprompt.gin": "gin"},
+    package_data={"hyperprompt.gin": ["*.gin", "*/*.gin", "*/*/*.gin"]},
+    include_package_data=True,
+    install_requires=[
+        "jax>=0.10",
+        "flax>=0.12",
+        "optax>=0.2.8",
+        "orbax-checkpoint>=0.12",
+        "seqio>=0.0.20",
+        "clu>=0.0.12",
+        "gin-config>=0.5",
+        "tensorflow>=2.21",
+        "tensorboard>=2.21",
+        "numpy>=2",
+        "tqdm>=4.66",
+        "rich>=13",
+        "matplotlib>=3.8",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "ruff==0.17.6"],
+        "torch": ["torch==2.13.0", "transformers>=5", "safetensors>=0.4"],
+        "gpu": ["jax[cuda12]>=0.10"],
+        "tpu": ["jax[tpu]>=0.10"],
+    },
+    entry_points={"console_scripts": ["hyperprompt=hyperprompt.cli:main"]},
+)

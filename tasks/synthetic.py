@@ -1,0 +1,88 @@
+"""The embedded default: four tasks over the same letter strings, different outputs.
+
+Every task sees the same pool of random strings (so inputs are shared and the
+tasks compete for capacity) and wants a different answer:
+
+  copy     "copy: dbca"     -> "dbca"
+  reverse  "reverse: dbca"  -> "acbd"
+  sort     "sort: dbca"     -> "abcd"
+  count    "count: dbca"    -> "4"      (string length)
+
+Inputs carry the task prefix as T5's text formats do, so vanilla MTL can tell
+the tasks apart; conditioned methods also get the task id. Byte vocabulary: no
+downloads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import seqio
+import tensorflow as tf
+
+ALPHABET = "abcdefgh"
+MIN_LEN, MAX_LEN = 3, 10
+SPLIT_SIZES = {"train": 50_000, "validation": 512}
+SPLIT_SEEDS = {"train": 0, "validation": 1}
+TASKS = {
+    "copy": lambda s: s,
+    "reverse": lambda s: s[::-1],
+    "sort": lambda s: "".join(sorted(s)),
+    "count": lambda s: str(len(s)),
+}
+MIXTURE_NAME = "synthetic_mtl"
+VOCABULARY = seqio.ByteVocabulary()
+OUTPUT_FEATURES = {
+    "inputs": seqio.Feature(VOCABULARY, add_eos=True),
+    "targets": seqio.Feature(VOCABULARY, add_eos=True),
+}
+
+
+def task_name(kind: str) -> str:
+    return f"synthetic_{kind}"
+
+
+def letter_strings(split: str) -> list[str]:
+    """The split's shared pool of strings (deterministic: a fixed seed per split)."""
+    rng = np.random.default_rng(SPLIT_SEEDS[split])
+    lengths = rng.integers(MIN_LEN, MAX_LEN + 1, size=SPLIT_SIZES[split])
+    letters = np.array(list(ALPHABET))
+    return ["".join(rng.choice(letters, size=n)) for n in lengths]
+
+
+def exact_match(targets: list[str], predictions: list[str]) -> dict[str, float]:
+    """Percentage of predictions equal to their target string."""
+    hits = [t == p for t, p in zip(targets, predictions, strict=True)]
+    return {"exact_match": 100.0 * float(np.mean(hits)) if hits else 0.0}
+
+
+def _dataset_fn(kind: str):
+    def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
+        del shuffle_files, seed  # one in-memory shard; the pipeline shuffles examples
+        strings = letter_strings(split)
+        return tf.data.Dataset.from_tensor_slices({
+            "inputs": [f"{kind}: {s}" for s in strings],
+            "targets": [TASKS[kind](s) for s in strings],
+        })
+    return dataset_fn
+
+
+def register() -> None:
+    """Register the four tasks and their equal-rate mixture (idempotent)."""
+    for kind in TASKS:
+        if task_name(kind) in seqio.TaskRegistry.names():
+            continue
+        seqio.TaskRegistry.add(
+            task_name(kind),
+            source=seqio.FunctionDataSource(_dataset_fn(kind), splits=list(SPLIT_SIZES)),
+            preprocessors=[
+                seqio.preprocessors.tokenize,
+                seqio.preprocessors.append_eos_after_trim,
+            ],
+            output_features=OUTPUT_FEATURES,
+            metric_fns=[exact_match],
+        )
+    if MIXTURE_NAME not in seqio.MixtureRegistry.names():
+        seqio.MixtureRegistry.add(MIXTURE_NAME, [task_name(k) for k in TASKS], default_rate=1.0)
+
+
+register()
