@@ -1,1 +1,1 @@
-"""Gin files (models/, methods/, runs/, experiments/); the CLI puts this folder on the search path."""
+"""Gin files: models/, methods/, runs/, experiments/ (the CLI searches this folder)."""

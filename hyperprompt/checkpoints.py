@@ -25,7 +25,7 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, force: bool = Fa
 
 
 def restore_latest(manager: ocp.CheckpointManager, target: Any) -> tuple[int | None, Any]:
-    """(step, state) of the latest checkpoint, shaped and sharded like `target`; else (None, target)."""
+    """(step, state) of the latest checkpoint, placed like `target`; else (None, target)."""
     step = manager.latest_step()
     if step is None:
         return None, target
@@ -34,7 +34,8 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> tuple[int | N
 
 def restore_params(path: str, target_params: Any) -> Any:
     """Parameters of the latest checkpoint under `path` (a MODEL_DIR or its checkpoints/)."""
-    directory = path if os.path.basename(path.rstrip("/")) == "checkpoints" else checkpoint_dir(path)
+    is_ckpt_dir = os.path.basename(path.rstrip("/")) == "checkpoints"
+    directory = path if is_ckpt_dir else checkpoint_dir(path)
     with ocp.CheckpointManager(directory) as manager:
         step = manager.latest_step()
         if step is None:

@@ -98,20 +98,24 @@ def task_dataset(task_name: str, task_id: int, split: str,
 
 
 def train_batches(name: str, registry: Sequence[str], feature_lengths: Mapping[str, int],
-                  batch_size: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
-    """Endless mixed, shuffled training batches (numpy, static shapes)."""
+                  batch_size: int, seed: int, skip: int = 0) -> Iterator[dict[str, np.ndarray]]:
+    """Endless mixed, shuffled training batches (numpy, static shapes).
+
+    Deterministic for a seed; `skip` drops the batches a resumed run already saw,
+    so a restart continues the same sequence.
+    """
     rates = mixture_rates(name)
     datasets = [task_dataset(t, i, "train", feature_lengths, True, seed + i, repeat=True)
                 for i, t in enumerate(registry)]
     mixed = tf.data.Dataset.sample_from_datasets(datasets, weights=rates, seed=seed)
-    return convert_and_batch(mixed, feature_lengths, batch_size, drop_remainder=True)
+    return convert_and_batch(mixed, feature_lengths, batch_size, drop_remainder=True, skip=skip)
 
 
 def convert_and_batch(ds: tf.data.Dataset, feature_lengths: Mapping[str, int], batch_size: int,
-                      drop_remainder: bool) -> Iterator[dict[str, np.ndarray]]:
-    """Feature-convert (pad to the lengths), batch, and yield numpy dicts."""
+                      drop_remainder: bool, skip: int = 0) -> Iterator[dict[str, np.ndarray]]:
+    """Feature-convert (pad to the lengths), batch, skip `skip` batches, yield numpy dicts."""
     converted = TaskIdFeatureConverter()(ds, {**feature_lengths, TASK_IDS: 1})
-    batched = converted.batch(batch_size, drop_remainder=drop_remainder).map(
+    batched = converted.batch(batch_size, drop_remainder=drop_remainder).skip(skip).map(
         lambda b: {**b, TASK_IDS: b[TASK_IDS][:, 0]})
     return batched.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
 

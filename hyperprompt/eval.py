@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import flax.linen as nn
 import jax
 import numpy as np
 import seqio
@@ -11,7 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from hyperprompt import data, partitioning
+from hyperprompt.errors import UsageError
 from hyperprompt.model import EncoderDecoderModel
+from hyperprompt.optim import make_optimizer
+from hyperprompt.state import restore_trained
 
 
 class Evaluator:
@@ -28,21 +32,26 @@ class Evaluator:
             ds = data.task_dataset(task.name, task_id, split, feature_lengths, False, None)
             if num_examples is not None:
                 ds = ds.take(num_examples)
+            raw = list(ds.as_numpy_iterator())
             targets = [task.postprocess_fn(ex["targets_pretokenized"].decode(), example=ex,
-                                           is_target=True)
-                       for ex in ds.as_numpy_iterator()]
+                                           is_target=True) for ex in raw]
+            inputs = [ex["inputs_pretokenized"].decode() for ex in raw]
             batches = list(data.convert_and_batch(ds, feature_lengths, batch_size, False))
-            self.examples[task.name] = (targets, batches)
+            self.examples[task.name] = (inputs, targets, batches)
         self._predict = jax.jit(self._predict_fn)
 
     def _predict_fn(self, params, batch):
         eos_id = self.tasks[0].output_features["targets"].vocabulary.eos_id
         return self.model.predict_batch(params, batch, eos_id=eos_id)
 
+    def inputs(self, task: seqio.Task) -> list[str]:
+        """The task's eval inputs as text."""
+        return self.examples[task.name][0]
+
     def predictions(self, params, task: seqio.Task) -> list[str]:
         """Decoded, postprocessed predictions for the task's eval examples."""
         vocab = task.output_features["targets"].vocabulary
-        _, batches = self.examples[task.name]
+        _, _, batches = self.examples[task.name]
         out = []
         for batch in batches:
             padded, n = data.pad_batch(batch, self.batch_size)
@@ -56,7 +65,7 @@ class Evaluator:
         """{task: {metric: value}} over the registry."""
         results = {}
         for task in self.tasks:
-            targets, _ = self.examples[task.name]
+            _, targets, _ = self.examples[task.name]
             predictions = self.predictions(params, task)
             metrics = {}
             for metric_fn in task.metric_fns:
@@ -91,3 +100,37 @@ def print_table(results: Mapping[str, Mapping[str, float]], title: str = "result
             table.add_row(task, metric, f"{value:.2f}")
     table.add_row("[b]average[/b]", "", f"[b]{average(results):.2f}[/b]")
     Console().print(table)
+
+
+def evaluate_checkpoint(
+    *,
+    model: EncoderDecoderModel,
+    model_dir: str,
+    task_feature_lengths: Mapping[str, int],
+    batch_size: int,
+    optimizer=None,
+    split: str = "validation",
+    eval_examples: int | None = None,
+    model_parallel: int = 1,
+) -> dict[str, dict[str, float]]:
+    """Evaluate MODEL_DIR's latest checkpoint on every task of its saved registry."""
+    registry = saved_registry(model_dir)
+    mesh = partitioning.make_mesh(model_parallel)
+    partitioning.check_batch_size(batch_size, mesh)
+    with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
+        _, params = restore_trained(model, optimizer or make_optimizer(), model_dir,
+                                    task_feature_lengths, mesh)
+        evaluator = Evaluator(model, registry, task_feature_lengths, batch_size, mesh, split,
+                              eval_examples)
+        return evaluator.evaluate(params)
+
+
+def saved_registry(model_dir: str) -> list[str]:
+    """The task-id registry written by `train`; UsageError if MODEL_DIR has none."""
+    registry = data.load_registry(model_dir)
+    if registry is None:
+        raise UsageError(f"{model_dir!r} has no {data.REGISTRY_FILE}; point MODEL_DIR at a "
+                         f"directory written by `hyperprompt train`.")
+    for name in registry:
+        data.get_mixture_or_task(name)
+    return registry

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from clu import metric_writers
@@ -24,6 +23,7 @@ from hyperprompt import eval as eval_lib
 from hyperprompt.errors import UsageError
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.optim import make_optimizer, param_path
+from hyperprompt.state import init_state
 
 
 def check_model_dir(model_dir: str) -> None:
@@ -61,21 +61,6 @@ def check_registry(model_dir: str, registry: list[str]) -> None:
                          f"{registry}; use a new MODEL_DIR or the same mixture.")
 
 
-def init_state(model: EncoderDecoderModel, tx: optax.GradientTransformation,
-               feature_lengths: Mapping[str, int], mesh, seed: int):
-    """Sharded {step, params, opt_state}: parameters placed by their logical axes."""
-    rng = jax.random.PRNGKey(seed)
-    enc_len, dec_len = feature_lengths["inputs"], feature_lengths["targets"]
-    boxed = jax.eval_shape(lambda: model.init(rng, enc_len, dec_len)["params"])
-    shardings = partitioning.param_shardings(boxed, mesh)
-    params = jax.jit(lambda: nn.unbox(model.init(rng, enc_len, dec_len)["params"]),
-                     out_shardings=shardings)()
-    opt_state = jax.jit(tx.init)(params)
-    step = jax.device_put(jnp.zeros((), jnp.int32), partitioning.NamedSharding(
-        mesh, partitioning.PartitionSpec()))
-    return {"step": step, "params": params, "opt_state": opt_state}
-
-
 def make_train_step(model: EncoderDecoderModel, tx: optax.GradientTransformation,
                     dropout_seed: int, use_dropout: bool):
     """(state, batch) -> (state, metrics); jit it with the state donated."""
@@ -87,7 +72,7 @@ def make_train_step(model: EncoderDecoderModel, tx: optax.GradientTransformation
         (_, metrics), grads = grad_fn(state["params"], batch, rng)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["grad_norm"] = optax.tree.norm(grads)
         return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, metrics
 
     return train_step
@@ -155,7 +140,7 @@ def train(
         evaluator = eval_lib.Evaluator(model, registry, task_feature_lengths, batch_size, mesh,
                                        eval_split, eval_examples)
         batches = data.train_batches(mixture_or_task_name, registry, task_feature_lengths,
-                                     batch_size, seed + start)
+                                     batch_size, seed, skip=start)
         writer = metric_writers.SummaryWriter(os.path.join(model_dir, "tensorboard"))
         history = _load_history(model_dir)
         results: dict[str, dict[str, float]] = {}

@@ -11,7 +11,6 @@ import dataclasses
 from collections.abc import Sequence
 
 
-
 @dataclasses.dataclass(frozen=True)
 class T5Config:
     """Dimensions and switches of a T5 encoder-decoder."""

@@ -1,0 +1,139 @@
+"""`hyperprompt train|eval|infer` with t5x's flags.
+
+  hyperprompt train --gin_file=experiments/quickstart.gin --gin.MODEL_DIR="'runs/qs'"
+  hyperprompt eval  --gin_file=experiments/quickstart.gin --gin.MODEL_DIR="'runs/qs'"
+  hyperprompt infer --gin_file=experiments/quickstart.gin --gin.MODEL_DIR="'runs/qs'"
+
+`--gin_file` may repeat; `--gin.NAME=VALUE` binds a macro or parameter;
+`--gin_search_paths=a,b` adds folders to look for gin files in (the installed
+`hyperprompt/gin` folder is always searched). Bad input exits with status 2 and
+one line naming the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib.resources
+import logging
+import os
+import re
+import sys
+from collections.abc import Sequence
+
+import gin
+from hyperprompt.errors import UsageError
+
+COMMANDS = ("train", "eval", "infer")
+EXIT_USAGE = 2
+
+
+def gin_root() -> str:
+    """The installed gin folder (models/, methods/, runs/, experiments/)."""
+    return str(importlib.resources.files("hyperprompt.gin"))
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(prog="hyperprompt", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
+    parser.add_argument("--gin_search_paths", action="append", default=[],
+                        help="comma-separated folders searched for gin files")
+    args, rest = parser.parse_known_args(argv)
+    bindings = []
+    for arg in rest:
+        match = re.fullmatch(r"--gin\.([^=]+)=(.*)", arg, re.S)
+        if not match:
+            raise UsageError(f"unrecognised argument {arg!r}; gin bindings are written "
+                             f"--gin.NAME=VALUE (e.g. --gin.TRAIN_STEPS=100).")
+        bindings.append(f"{match.group(1)} = {match.group(2)}")
+    if not args.gin_file:
+        raise UsageError("no --gin_file given; start from --gin_file=experiments/quickstart.gin.")
+    return args, bindings
+
+
+def _gin_error(error: Exception) -> UsageError:
+    """Turn gin's multi-line errors into one line with the closest known name."""
+    message = str(error).strip().splitlines()[0]
+    unknown = re.search(r"No configurable matching '([^']+)'", message) or re.search(
+        r"Unable to find file '([^']+)'", message) or re.search(
+        r"[Mm]acro '%?([^']+)'", message)
+    hint = ""
+    if unknown and "No configurable" in message:
+        names = [name for _, name in gin.config._REGISTRY.keys()] if hasattr(
+            gin.config._REGISTRY, "keys") else []
+        close = difflib.get_close_matches(unknown.group(1).split(".")[-1], names, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return UsageError(f"gin: {message}{hint} Check the --gin_file/--gin.NAME=VALUE flags.")
+
+
+def parse_gin(files: Sequence[str], bindings: Sequence[str], search_paths: Sequence[str]) -> None:
+    """Load gin files and bindings; unknown names and missing files become UsageError."""
+    gin.clear_config()
+    for path in [gin_root(), *(p for s in search_paths for p in s.split(",") if p)]:
+        gin.add_config_file_search_path(path)
+    for path in files:
+        found = os.path.exists(path) or any(
+            os.path.exists(os.path.join(root, path))
+            for root in [gin_root(), *(p for s in search_paths for p in s.split(",") if p)])
+        if not found:
+            raise UsageError(f"gin file {path!r} not found; give a path or one relative to "
+                             f"{gin_root()} (e.g. experiments/quickstart.gin).")
+    try:
+        gin.parse_config_files_and_bindings(files, bindings, finalize_config=False)
+    except (ValueError, KeyError, SyntaxError, TypeError) as e:
+        raise _gin_error(e) from None
+
+
+def _macro(name: str):
+    try:
+        return gin.query_parameter(f"%{name}")
+    except ValueError:
+        raise UsageError(f"macro {name} is not set; pass --gin.{name}=...") from None
+
+
+def run(command: str) -> None:
+    """Run a command with the parsed gin config."""
+    from hyperprompt import eval as eval_lib
+    from hyperprompt import infer as infer_lib
+    from hyperprompt import train as train_lib
+
+    if command == "train":
+        results = gin.get_configurable(train_lib.train)()
+        model_dir = _macro("MODEL_DIR")
+        os.makedirs(model_dir, exist_ok=True)
+        with open(os.path.join(model_dir, "config.gin"), "w") as f:
+            f.write(gin.operative_config_str())
+        eval_lib.print_table(results, title=f"validation after {_macro('TRAIN_STEPS')} steps")
+        print(f"checkpoints: {os.path.join(model_dir, 'checkpoints')}\n"
+              f"tensorboard: tensorboard --logdir {os.path.join(model_dir, 'tensorboard')}\n"
+              f"plot:        {os.path.join(model_dir, 'training_curves.png')}\n"
+              f"config:      {os.path.join(model_dir, 'config.gin')}")
+    elif command == "eval":
+        results = gin.get_configurable(eval_lib.evaluate_checkpoint)()
+        eval_lib.print_table(results, title="evaluation")
+    else:
+        path = gin.get_configurable(infer_lib.infer)()
+        print(f"predictions: {path}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.getLogger().addFilter(lambda r: not r.getMessage().startswith("Path not found"))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        args, bindings = parse_args(sys.argv[1:] if argv is None else argv)
+        parse_gin(args.gin_file, bindings, args.gin_search_paths)
+        run(args.command)
+    except UsageError as e:
+        print(f"hyperprompt: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, TypeError) as e:
+        if "configurable" in str(e) or "gin" in str(e).lower():
+            print(f"hyperprompt: error: {_gin_error(e)}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

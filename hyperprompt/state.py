@@ -1,0 +1,43 @@
+"""The train state {step, params, opt_state}: sharded initialisation and restore."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
+
+from hyperprompt import checkpoints, partitioning
+from hyperprompt.errors import UsageError
+from hyperprompt.model import EncoderDecoderModel
+
+
+def init_state(model: EncoderDecoderModel, tx: optax.GradientTransformation,
+               feature_lengths: Mapping[str, int], mesh, seed: int):
+    """Sharded {step, params, opt_state}: parameters placed by their logical axes."""
+    rng = jax.random.PRNGKey(seed)
+    enc_len, dec_len = feature_lengths["inputs"], feature_lengths["targets"]
+    boxed = jax.eval_shape(lambda: model.init(rng, enc_len, dec_len)["params"])
+    shardings = partitioning.param_shardings(boxed, mesh)
+    params = jax.jit(lambda: nn.unbox(model.init(rng, enc_len, dec_len)["params"]),
+                     out_shardings=shardings)()
+    opt_state = jax.jit(tx.init)(params)
+    step = jax.device_put(jnp.zeros((), jnp.int32), NamedSharding(mesh, PartitionSpec()))
+    return {"step": step, "params": params, "opt_state": opt_state}
+
+
+
+def restore_trained(model: EncoderDecoderModel, tx: optax.GradientTransformation,
+                    model_dir: str, feature_lengths: Mapping[str, int], mesh):
+    """(step, params) of MODEL_DIR's latest checkpoint; UsageError when there is none."""
+    state = init_state(model, tx, feature_lengths, mesh, seed=0)
+    manager = checkpoints.make_manager(model_dir, async_save=False)
+    step, state = checkpoints.restore_latest(manager, state)
+    manager.close()
+    if step is None:
+        raise UsageError(f"no checkpoint in {checkpoints.checkpoint_dir(model_dir)}; train "
+                         f"first or point MODEL_DIR at a trained run.")
+    return step, state["params"]

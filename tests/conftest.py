@@ -1,0 +1,24 @@
+"""Test session set-up: 8 CPU devices (so sharding runs on a real mesh), quiet TF."""
+
+import os
+
+# Must happen before jax is imported anywhere in the session.
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import pytest  # noqa: E402
+
+from hyperprompt.models.configs import T5Config  # noqa: E402
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(os.path.dirname(REPO_ROOT), "shared", "fixtures")
+
+
+@pytest.fixture
+def tiny_config() -> T5Config:
+    """A 2+2-layer T5 1.1 small enough to compile in a second."""
+    return T5Config(vocab_size=64, emb_dim=16, num_heads=2, num_encoder_layers=2,
+                    num_decoder_layers=2, head_dim=8, mlp_dim=32)

@@ -1,0 +1,65 @@
+"""The input pipeline: task ids from the registry, T5 text formats, padded batches."""
+
+import numpy as np
+import pytest
+
+from hyperprompt import data
+from hyperprompt.errors import UsageError
+from tasks import synthetic
+
+LENGTHS = {"inputs": 24, "targets": 12}
+
+
+def test_registry_is_the_mixtures_task_order_and_round_trips(tmp_path):
+    registry = data.task_registry("synthetic_mtl")
+    assert registry == sorted(f"synthetic_{k}" for k in ("copy", "reverse", "sort", "count"))
+    data.save_registry(str(tmp_path), registry)
+    assert data.load_registry(str(tmp_path)) == registry
+    assert data.task_registry("synthetic_sort") == ["synthetic_sort"]
+
+
+def test_equal_rates():
+    assert data.mixture_rates("synthetic_mtl") == [0.25] * 4
+
+
+def test_unknown_task_suggests_close_names():
+    with pytest.raises(UsageError, match="synthetic_copy"):
+        data.get_mixture_or_task("synthetic_cpy")
+
+
+def test_synthetic_targets_follow_each_tasks_rule():
+    strings = synthetic.letter_strings("validation")
+    assert len(strings) == synthetic.SPLIT_SIZES["validation"]
+    assert strings == synthetic.letter_strings("validation")  # deterministic
+    s = strings[0]
+    assert synthetic.TASKS["reverse"](s) == "".join(reversed(list(s)))
+    assert synthetic.TASKS["sort"](s) == "".join(sorted(list(s)))
+    assert synthetic.TASKS["count"](s) == str(len(s))
+    assert synthetic.exact_match(["ab", "cd"], ["ab", "dc"]) == {"exact_match": 50.0}
+
+
+def test_eval_batches_carry_task_ids_and_byte_tokens():
+    registry = data.task_registry("synthetic_mtl")
+    task_id = registry.index("synthetic_reverse")
+    ds = data.task_dataset("synthetic_reverse", task_id, "validation", LENGTHS, False, None)
+    batch = next(data.convert_and_batch(ds.take(3), LENGTHS, 4, drop_remainder=False))
+    assert batch["task_ids"].tolist() == [task_id] * 3
+    assert batch["encoder_input_tokens"].shape == (3, 24)
+    text = synthetic.letter_strings("validation")[0]
+    want = [b + 3 for b in f"reverse: {text}".encode()] + [1]  # ByteVocabulary: +3, EOS 1
+    assert batch["encoder_input_tokens"][0, : len(want)].tolist() == want
+    target = [b + 3 for b in text[::-1].encode()] + [1]
+    assert batch["decoder_target_tokens"][0, : len(target)].tolist() == target
+    # decoder inputs are the targets shifted right with BOS 0
+    assert batch["decoder_input_tokens"][0, 1: len(target)].tolist() == target[:-1]
+    padded, n = data.pad_batch(batch, 8)
+    assert n == 3 and padded["task_ids"].shape == (8,)
+    assert np.all(padded["encoder_input_tokens"][3:] == 0)
+
+
+def test_train_batches_mix_all_tasks():
+    registry = data.task_registry("synthetic_mtl")
+    batches = data.train_batches("synthetic_mtl", registry, LENGTHS, 64, seed=0)
+    ids = np.concatenate([next(batches)["task_ids"] for _ in range(4)])
+    counts = np.bincount(ids, minlength=4)
+    assert counts.sum() == 256 and counts.min() > 30  # equal rates: 64 expected each
