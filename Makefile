@@ -24,7 +24,7 @@ lint: $(STAMP)
 
 # pytest exits 5 when it collects no test; that must fail CI, and it does (non-zero).
 test: $(STAMP) lint
-	$(PY) -m pytest -q tests
+	$(VENV)/bin/pytest -q tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/step_time.py

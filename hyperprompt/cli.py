@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 
 import gin
+
 from hyperprompt.errors import UsageError
 
 COMMANDS = ("train", "eval", "infer")
@@ -52,42 +53,54 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     return args, bindings
 
 
-def _gin_error(error: Exception) -> UsageError:
-    """Turn gin's multi-line errors into one line with the closest known name."""
-    message = str(error).strip().splitlines()[0]
-    unknown = re.search(r"No configurable matching '([^']+)'", message) or re.search(
-        r"Unable to find file '([^']+)'", message) or re.search(
-        r"[Mm]acro '%?([^']+)'", message)
-    hint = ""
-    if unknown and "No configurable" in message:
-        names = [name for _, name in gin.config._REGISTRY.keys()] if hasattr(
-            gin.config._REGISTRY, "keys") else []
-        close = difflib.get_close_matches(unknown.group(1).split(".")[-1], names, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return UsageError(f"gin: {message}{hint} Check the --gin_file/--gin.NAME=VALUE flags.")
+# Macros that run files reference but leave for the user to set.
+REQUIRED_MACROS = ("MODEL_DIR", "MIXTURE_OR_TASK_NAME", "TASK_FEATURE_LENGTHS")
+
+
+def _defined_macros() -> set[str]:
+    return {name for name, selector in gin.config._CONFIG if selector == "gin.macro"}
+
+
+def _one_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _check_macro_bindings(bindings: Sequence[str]) -> None:
+    """A --gin.NAME=... for a macro no gin file uses is a typo: name the closest ones."""
+    known = _defined_macros() | set(REQUIRED_MACROS)
+    for binding in bindings:
+        name = binding.split("=", 1)[0].strip()
+        if "." in name or "/" in name or name in known:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=3)
+        hint = (f"did you mean {', '.join(close)}?" if close
+                else f"known: {', '.join(sorted(known))}")
+        raise UsageError(f"--gin.{name} sets a macro that no gin file uses; {hint}")
 
 
 def parse_gin(files: Sequence[str], bindings: Sequence[str], search_paths: Sequence[str]) -> None:
-    """Load gin files and bindings; unknown names and missing files become UsageError."""
+    """Load gin files, then bindings; unknown names and missing files become UsageError."""
     gin.clear_config()
-    for path in [gin_root(), *(p for s in search_paths for p in s.split(",") if p)]:
+    roots = [gin_root(), *(p for s in search_paths for p in s.split(",") if p)]
+    for path in roots:
         gin.add_config_file_search_path(path)
     for path in files:
-        found = os.path.exists(path) or any(
-            os.path.exists(os.path.join(root, path))
-            for root in [gin_root(), *(p for s in search_paths for p in s.split(",") if p)])
-        if not found:
+        if not (os.path.exists(path) or any(os.path.exists(os.path.join(r, path)) for r in roots)):
             raise UsageError(f"gin file {path!r} not found; give a path or one relative to "
                              f"{gin_root()} (e.g. experiments/quickstart.gin).")
     try:
-        gin.parse_config_files_and_bindings(files, bindings, finalize_config=False)
-    except (ValueError, KeyError, SyntaxError, TypeError) as e:
-        raise _gin_error(e) from None
+        gin.parse_config_files_and_bindings(files, [], finalize_config=False)
+        _check_macro_bindings(bindings)
+        gin.parse_config_files_and_bindings([], bindings, finalize_config=False)
+    except (ValueError, KeyError, SyntaxError, TypeError, ImportError) as e:
+        raise UsageError(f"gin: {_one_line(e)} Check the --gin_file and --gin.NAME=VALUE "
+                         f"flags.") from None
 
 
 def _macro(name: str):
     try:
-        return gin.query_parameter(f"%{name}")
+        return gin.query_parameter(f"{name}/macro.value")
     except ValueError:
         raise UsageError(f"macro {name} is not set; pass --gin.{name}=...") from None
 
@@ -98,6 +111,8 @@ def run(command: str) -> None:
     from hyperprompt import infer as infer_lib
     from hyperprompt import train as train_lib
 
+    for name in REQUIRED_MACROS:
+        _macro(name)
     if command == "train":
         results = gin.get_configurable(train_lib.train)()
         model_dir = _macro("MODEL_DIR")
@@ -119,19 +134,13 @@ def run(command: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger().addFilter(lambda r: not r.getMessage().startswith("Path not found"))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         args, bindings = parse_args(sys.argv[1:] if argv is None else argv)
         parse_gin(args.gin_file, bindings, args.gin_search_paths)
         run(args.command)
-    except UsageError as e:
-        print(f"hyperprompt: error: {e}", file=sys.stderr)
+    except UsageError as e:  # gin appends "In call to configurable ..." lines: keep line one
+        print(f"hyperprompt: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
-    except (ValueError, TypeError) as e:
-        if "configurable" in str(e) or "gin" in str(e).lower():
-            print(f"hyperprompt: error: {_gin_error(e)}", file=sys.stderr)
-            return EXIT_USAGE
-        raise
     return 0
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from hyperprompt import data
 from hyperprompt.errors import UsageError
-from tasks import synthetic
+from hyperprompt.tasks import synthetic
 
 LENGTHS = {"inputs": 24, "targets": 12}
 

@@ -6,10 +6,10 @@ Counts use `jax.eval_shape`, so even the 11B model allocates nothing.
 import dataclasses
 import importlib.resources
 import json
-import sys
 from pathlib import Path
 
 import flax.linen as nn
+import gin
 import jax
 import msgpack
 import pytest
@@ -22,28 +22,6 @@ from hyperprompt.models.t5 import Transformer
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = REPO_ROOT / ".." / "shared" / "fixtures" / "t5x_legacy_t5_1_1_tiny" / "checkpoint_3"
 
-
-def _import_gin_config():
-    """The gin-config package.
-
-    `python -m pytest` run from the repository root puts the root first on sys.path, where the
-    config folder `gin/` (a package, installed as `hyperprompt.gin`) shadows gin-config.
-    """
-    import gin
-
-    if hasattr(gin, "parse_config_files_and_bindings"):
-        return gin
-    saved = sys.path[:]
-    del sys.modules["gin"]
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO_ROOT]
-    try:
-        import gin
-    finally:
-        sys.path[:] = saved
-    return gin
-
-
-gin = _import_gin_config()
 
 # Published totals: v1.0 with tied logits, v1.1 with an untied `logits_dense`.
 PUBLISHED_PARAMS = {
@@ -120,16 +98,8 @@ def test_configs_cover_published_sizes():
 
 
 @pytest.fixture
-def clean_gin(monkeypatch):
-    """Empty gin config before and after; the test folders off sys.path while parsing.
-
-    gin first tries 'models/x.gin' as a file in a Python package `models`; pytest puts tests/
-    on sys.path, where tests/models/ is a namespace package (origin None) and gin-config 0.5
-    raises TypeError instead of moving on to the search path.
-    """
-    tests_dir = REPO_ROOT / "tests"
-    monkeypatch.setattr(sys, "path", [p for p in sys.path
-                                      if not Path(p or ".").resolve().is_relative_to(tests_dir)])
+def clean_gin():
+    """Empty gin config before and after (pytest.ini's importlib mode keeps sys.path clean)."""
     gin.clear_config()
     yield
     gin.clear_config()
