@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
+
+from hyperprompt.errors import UsageError
+from hyperprompt.optim import param_path
+
+# orbax writes a step to '<step>.orbax-checkpoint-tmp...' and renames it when complete.
+TMP_MARKER = ".orbax-checkpoint-tmp"
 
 
 def checkpoint_dir(model_dir: str) -> str:
@@ -17,7 +24,9 @@ def make_manager(model_dir: str, keep: int = 3, async_save: bool = True
     """A manager over MODEL_DIR/checkpoints; partially written steps are never listed."""
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=True, enable_async_checkpointing=async_save)
-    return ocp.CheckpointManager(checkpoint_dir(model_dir), options=options)
+    # Naming the handler lets a fresh manager read item metadata before any restore.
+    return ocp.CheckpointManager(checkpoint_dir(model_dir), options=options,
+                                 item_handlers=ocp.StandardCheckpointHandler())
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any, force: bool = False) -> bool:
@@ -29,7 +38,11 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> tuple[int | N
     step = manager.latest_step()
     if step is None:
         return None, target
-    return step, manager.restore(step, args=ocp.args.StandardRestore(target))
+    check_params_match(manager, step, target["params"])
+    try:
+        return step, manager.restore(step, args=ocp.args.StandardRestore(target))
+    except Exception as e:  # corrupt/truncated files raise many kinds
+        raise _unreadable(manager, step, e) from None
 
 
 def restore_params(path: str, target_params: Any) -> Any:
@@ -42,3 +55,42 @@ def restore_params(path: str, target_params: Any) -> Any:
             raise FileNotFoundError(f"no checkpoint under {directory}")
         restored = manager.restore(step, args=ocp.args.StandardRestore(None))
     return restored["params"]
+
+
+def partial_saves(model_dir: str) -> list[str]:
+    """Step folders a killed save left half-written (orbax's temporary names)."""
+    directory = checkpoint_dir(model_dir)
+    if not os.path.isdir(directory):
+        return []
+    return sorted(name for name in os.listdir(directory) if TMP_MARKER in name)
+
+
+def check_params_match(manager: ocp.CheckpointManager, step: int, params: Any) -> None:
+    """UsageError naming the first parameter whose path or shape differs from the checkpoint."""
+    try:
+        saved = manager.item_metadata(step).tree["params"]
+    except Exception as e:  # any unreadable metadata is reported the same way
+        raise _unreadable(manager, step, e) from None
+    saved_shapes = {param_path(p): tuple(m.shape) for p, m in _leaves(saved)}
+    wanted = {param_path(p): tuple(x.shape) for p, x in _leaves(params)}
+    hint = "another model size or method? Use a new MODEL_DIR or the gin files it was trained with"
+    for key, shape in wanted.items():
+        if key not in saved_shapes:
+            raise UsageError(f"checkpoint step {step} has no parameter {key}; {hint}.")
+        if saved_shapes[key] != shape:
+            raise UsageError(f"checkpoint step {step} stores {key} as {list(saved_shapes[key])} "
+                             f"but this model has {list(shape)}; {hint}.")
+    extra = sorted(set(saved_shapes) - set(wanted))
+    if extra:
+        raise UsageError(f"checkpoint step {step} has parameter {extra[0]} that this model "
+                         f"lacks; {hint}.")
+
+
+def _leaves(tree):
+    return jax.tree_util.tree_flatten_with_path(tree)[0]
+
+
+def _unreadable(manager: ocp.CheckpointManager, step: int, error: Exception) -> UsageError:
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    return UsageError(f"checkpoint step {step} in {manager.directory} cannot be read ({first}); "
+                      f"delete that step folder to resume from an earlier checkpoint.")

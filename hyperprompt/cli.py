@@ -15,18 +15,22 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib.resources
+import inspect
 import logging
 import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 
 import gin
 
-from hyperprompt.errors import UsageError
+from hyperprompt.errors import Preempted, TrainingDiverged, UsageError
 
 COMMANDS = ("train", "eval", "infer")
 EXIT_USAGE = 2
+EXIT_DIVERGED = 3
+EXIT_PREEMPTED = 75  # sysexits EX_TEMPFAIL: "try again" — schedulers requeue on it
 
 
 def gin_root() -> str:
@@ -87,15 +91,36 @@ def parse_gin(files: Sequence[str], bindings: Sequence[str], search_paths: Seque
         gin.add_config_file_search_path(path)
     for path in files:
         if not (os.path.exists(path) or any(os.path.exists(os.path.join(r, path)) for r in roots)):
-            raise UsageError(f"gin file {path!r} not found; give a path or one relative to "
-                             f"{gin_root()} (e.g. experiments/quickstart.gin).")
+            close = difflib.get_close_matches(path, _gin_files(roots), n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else \
+                "e.g. experiments/quickstart.gin"
+            raise UsageError(f"gin file {path!r} not found in {', '.join(roots)}; {hint}")
     try:
         gin.parse_config_files_and_bindings(files, [], finalize_config=False)
         _check_macro_bindings(bindings)
         gin.parse_config_files_and_bindings([], bindings, finalize_config=False)
     except (ValueError, KeyError, SyntaxError, TypeError, ImportError) as e:
-        raise UsageError(f"gin: {_one_line(e)} Check the --gin_file and --gin.NAME=VALUE "
-                         f"flags.") from None
+        raise UsageError(f"gin: {_one_line(e)}{_parameter_hint(_one_line(e))} Check the "
+                         f"--gin_file and --gin.NAME=VALUE flags.") from None
+
+
+def _gin_files(roots: Sequence[str]) -> list[str]:
+    return sorted(os.path.relpath(os.path.join(d, f), root) for root in roots
+                  for d, _, files in os.walk(root) for f in files if f.endswith(".gin"))
+
+
+def _parameter_hint(message: str) -> str:
+    """' Did you mean X?' for gin's "Configurable 'c' doesn't have a parameter named 'p'"."""
+    match = re.search(r"Configurable '([^']+)' doesn't have a parameter named '([^']+)'", message)
+    if not match:
+        return ""
+    try:
+        fn = gin.get_configurable(match.group(1))
+        names = list(inspect.signature(getattr(fn, "__wrapped__", fn)).parameters)
+    except (ValueError, TypeError):
+        return ""
+    close = difflib.get_close_matches(match.group(2), names, n=3)
+    return f" Did you mean {', '.join(close)}?" if close else ""
 
 
 def _macro(name: str):
@@ -119,7 +144,8 @@ def run(command: str) -> None:
         os.makedirs(model_dir, exist_ok=True)
         with open(os.path.join(model_dir, "config.gin"), "w") as f:
             f.write(gin.operative_config_str())
-        eval_lib.print_table(results, title=f"validation after {_macro('TRAIN_STEPS')} steps")
+        if results:
+            eval_lib.print_table(results, title=f"validation after {_macro('TRAIN_STEPS')} steps")
         print(f"checkpoints: {os.path.join(model_dir, 'checkpoints')}\n"
               f"tensorboard: tensorboard --logdir {os.path.join(model_dir, 'tensorboard')}\n"
               f"plot:        {os.path.join(model_dir, 'training_curves.png')}\n"
@@ -132,15 +158,31 @@ def run(command: str) -> None:
         print(f"predictions: {path}")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings from our own code as one line each; library warnings as usual."""
+    if "hyperprompt" in filename:
+        print(f"hyperprompt: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger().addFilter(lambda r: not r.getMessage().startswith("Path not found"))
     try:
         args, bindings = parse_args(sys.argv[1:] if argv is None else argv)
         parse_gin(args.gin_file, bindings, args.gin_search_paths)
-        run(args.command)
+        with warnings.catch_warnings():  # restores showwarning on exit
+            warnings.showwarning = _show_warning
+            run(args.command)
     except UsageError as e:  # gin appends "In call to configurable ..." lines: keep line one
         print(f"hyperprompt: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
+    except TrainingDiverged as e:
+        print(f"hyperprompt: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except Preempted as e:
+        print(f"hyperprompt: {_one_line(e)}", file=sys.stderr)
+        return EXIT_PREEMPTED
     return 0
 
 

@@ -1,5 +1,13 @@
-"""A user-facing error: the CLI prints its message on one line and exits non-zero."""
+"""Errors the CLI turns into one line and a distinct exit status."""
 
 
 class UsageError(Exception):
     """Bad input (config, data, paths): the message names the problem and the fix."""
+
+
+class TrainingDiverged(Exception):
+    """A non-finite loss or gradient norm stopped training (NAN_POLICY = 'stop')."""
+
+
+class Preempted(Exception):
+    """SIGTERM/SIGINT: a checkpoint of the current step was written; rerun to resume."""

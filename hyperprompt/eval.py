@@ -18,6 +18,21 @@ from hyperprompt.optim import make_optimizer
 from hyperprompt.state import restore_trained
 
 
+class Predictor:
+    """Jitted greedy decoding of host batches: pads to the batch size, shards, trims."""
+
+    def __init__(self, model: EncoderDecoderModel, batch_size: int, mesh, eos_id: int):
+        self.batch_size, self.mesh = batch_size, mesh
+        self._predict = jax.jit(lambda params, batch: model.predict_batch(params, batch,
+                                                                          eos_id=eos_id))
+
+    def __call__(self, params, batch: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Token ids [n, targets length] for a batch of n <= batch_size examples."""
+        padded, n = data.pad_batch(batch, self.batch_size)
+        tokens = self._predict(params, partitioning.shard_batch(padded, self.mesh))
+        return np.asarray(jax.device_get(tokens))[:n]
+
+
 class Evaluator:
     """Holds each task's eval batches (built once) and a jitted decoder."""
 
@@ -33,16 +48,16 @@ class Evaluator:
             if num_examples is not None:
                 ds = ds.take(num_examples)
             raw = list(ds.as_numpy_iterator())
+            if not raw:
+                raise UsageError(f"task {task.name!r} has no examples in split {split!r}; "
+                                 f"choose another eval split or fix the task's data source.")
             targets = [task.postprocess_fn(ex["targets_pretokenized"].decode(), example=ex,
                                            is_target=True) for ex in raw]
             inputs = [ex["inputs_pretokenized"].decode() for ex in raw]
             batches = list(data.convert_and_batch(ds, feature_lengths, batch_size, False))
             self.examples[task.name] = (inputs, targets, batches)
-        self._predict = jax.jit(self._predict_fn)
-
-    def _predict_fn(self, params, batch):
         eos_id = self.tasks[0].output_features["targets"].vocabulary.eos_id
-        return self.model.predict_batch(params, batch, eos_id=eos_id)
+        self.predict = Predictor(model, batch_size, mesh, eos_id)
 
     def inputs(self, task: seqio.Task) -> list[str]:
         """The task's eval inputs as text."""
@@ -54,11 +69,8 @@ class Evaluator:
         _, _, batches = self.examples[task.name]
         out = []
         for batch in batches:
-            padded, n = data.pad_batch(batch, self.batch_size)
-            tokens = np.asarray(jax.device_get(
-                self._predict(params, partitioning.shard_batch(padded, self.mesh))))[:n]
             out += [task.postprocess_fn(vocab.decode(row.tolist()), is_target=False)
-                    for row in tokens]
+                    for row in self.predict(params, batch)]
         return out
 
     def evaluate(self, params) -> dict[str, dict[str, float]]:

@@ -1,19 +1,68 @@
-"""Inference: decode a split of every task in MODEL_DIR's registry to JSONL files."""
+"""Inference: decode a split of every task, or a user's file of inputs, to JSONL.
+
+A user file is JSONL lines {"task": name, "input": text} or plain text lines
+(all for INFER_TASK). Bytes that are not UTF-8 are replaced (U+FFFD) and inputs
+longer than TASK_FEATURE_LENGTHS['inputs'] are truncated; both with a warning,
+never a crash.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 
 import flax.linen as nn
 import jax
+import numpy as np
+import seqio
 
 from hyperprompt import partitioning
-from hyperprompt.eval import Evaluator, saved_registry
+from hyperprompt.errors import UsageError
+from hyperprompt.eval import Evaluator, Predictor, saved_registry
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.optim import make_optimizer
 from hyperprompt.state import restore_trained
+
+
+def read_inputs(path: str, default_task: str | None) -> list[tuple[str, str]]:
+    """(task, text) per non-empty line; invalid UTF-8 replaced with a warning."""
+    with open(path, "rb") as f:
+        raw_lines = [line.rstrip(b"\r\n") for line in f if line.strip()]
+    examples, bad = [], 0
+    for number, raw in enumerate(raw_lines, 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            line, bad = raw.decode("utf-8", errors="replace"), bad + 1
+        if line.lstrip().startswith("{"):
+            record = json.loads(line)
+            examples.append((record.get("task", default_task), record["input"]))
+        else:
+            examples.append((default_task, line))
+        if examples[-1][0] is None:
+            raise UsageError(f"{path}:{number} names no task; add \"task\" to the JSON line or "
+                             f"set INFER_TASK.")
+    if bad:
+        warnings.warn(f"{bad} line(s) of {path} are not valid UTF-8; the bad bytes were "
+                      f"replaced by U+FFFD.", stacklevel=2)
+    return examples
+
+
+def encode_inputs(texts: Sequence[str], vocab: seqio.Vocabulary, length: int) -> np.ndarray:
+    """[n, length] int32 token ids with EOS, truncated (with a warning) to fit."""
+    out = np.zeros((len(texts), length), np.int32)
+    truncated = 0
+    for i, text in enumerate(texts):
+        ids = list(vocab.encode(text))
+        if len(ids) > length - 1:
+            ids, truncated = ids[: length - 1], truncated + 1
+        out[i, : len(ids) + 1] = ids + [vocab.eos_id]
+    if truncated:
+        warnings.warn(f"{truncated} input(s) longer than {length - 1} tokens were truncated; "
+                      f"raise TASK_FEATURE_LENGTHS['inputs'] to keep them whole.", stacklevel=2)
+    return out
 
 
 def infer(
@@ -25,24 +74,67 @@ def infer(
     optimizer=None,
     split: str = "validation",
     num_examples: int | None = None,
+    input_file: str | None = None,
+    task: str | None = None,
     model_parallel: int = 1,
 ) -> str:
-    """Write MODEL_DIR/inference/<split>/<task>.jsonl ({input, prediction}); returns the folder."""
+    """Write predictions as JSONL ({step, task, input, prediction}); returns the output path.
+
+    Without `input_file`: MODEL_DIR/inference/<split>/<task>.jsonl for every task.
+    With it: MODEL_DIR/inference/<file name>.jsonl.
+    """
     registry = saved_registry(model_dir)
     mesh = partitioning.make_mesh(model_parallel)
     partitioning.check_batch_size(batch_size, mesh)
-    out_dir = os.path.join(model_dir, "inference", split)
-    os.makedirs(out_dir, exist_ok=True)
+    examples = read_inputs(input_file, task) if input_file else None
+    for name in {t for t, _ in examples or []} - set(registry):
+        raise UsageError(f"task {name!r} is not one this model was trained on: {registry}.")
     with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
         step, params = restore_trained(model, optimizer or make_optimizer(), model_dir,
                                        task_feature_lengths, mesh)
-        evaluator = Evaluator(model, registry, task_feature_lengths, batch_size, mesh, split,
-                              num_examples)
-        for task in evaluator.tasks:
-            inputs = evaluator.inputs(task)
-            predictions = evaluator.predictions(params, task)
-            with open(os.path.join(out_dir, f"{task.name}.jsonl"), "w") as f:
-                for text, prediction in zip(inputs, predictions, strict=True):
-                    f.write(json.dumps({"step": int(step), "input": text,
-                                        "prediction": prediction}) + "\n")
+        if examples is None:
+            return _infer_splits(model, params, step, registry, task_feature_lengths,
+                                 batch_size, mesh, split, num_examples, model_dir)
+        name = os.path.splitext(os.path.basename(input_file))[0]
+        path = os.path.join(model_dir, "inference", f"{name}.jsonl")
+        rows = _predict_texts(model, params, examples, registry, task_feature_lengths,
+                              batch_size, mesh)
+        _write(path, [{"step": int(step), **row} for row in rows])
+        return path
+
+
+def _predict_texts(model, params, examples, registry, lengths, batch_size, mesh) -> list[dict]:
+    vocab = seqio.get_mixture_or_task(registry[0]).output_features["inputs"].vocabulary
+    predictor = Predictor(model, batch_size, mesh, vocab.eos_id)
+    tokens = encode_inputs([text for _, text in examples], vocab, lengths["inputs"])
+    task_ids = np.array([registry.index(t) for t, _ in examples], np.int32)
+    rows = []
+    for start in range(0, len(examples), batch_size):
+        batch = {"encoder_input_tokens": tokens[start:start + batch_size],
+                 "decoder_input_tokens": np.zeros((len(task_ids[start:start + batch_size]),
+                                                   lengths["targets"]), np.int32),
+                 "task_ids": task_ids[start:start + batch_size]}
+        for (task, text), row in zip(examples[start:start + batch_size],
+                                     predictor(params, batch), strict=True):
+            out_vocab = seqio.get_mixture_or_task(task).output_features["targets"].vocabulary
+            rows.append({"task": task, "input": text, "prediction": out_vocab.decode(
+                row.tolist())})
+    return rows
+
+
+def _infer_splits(model, params, step, registry, lengths, batch_size, mesh, split,
+                  num_examples, model_dir) -> str:
+    out_dir = os.path.join(model_dir, "inference", split)
+    evaluator = Evaluator(model, registry, lengths, batch_size, mesh, split, num_examples)
+    for task in evaluator.tasks:
+        rows = [{"step": int(step), "task": task.name, "input": text, "prediction": pred}
+                for text, pred in zip(evaluator.inputs(task),
+                                      evaluator.predictions(params, task), strict=True)]
+        _write(os.path.join(out_dir, f"{task.name}.jsonl"), rows)
     return out_dir
+
+
+def _write(path: str, rows: list[dict]) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
