@@ -34,9 +34,8 @@ def restore_trained(model: EncoderDecoderModel, tx: optax.GradientTransformation
                     model_dir: str, feature_lengths: Mapping[str, int], mesh):
     """(step, params) of MODEL_DIR's latest checkpoint; UsageError when there is none."""
     state = init_state(model, tx, feature_lengths, mesh, seed=0)
-    manager = checkpoints.make_manager(model_dir, async_save=False)
-    step, state = checkpoints.restore_latest(manager, state)
-    manager.close()
+    with checkpoints.make_manager(model_dir, async_save=False) as manager:
+        step, state = checkpoints.restore_latest(manager, state)
     if step is None:
         raise UsageError(f"no checkpoint in {checkpoints.checkpoint_dir(model_dir)}; train "
                          f"first or point MODEL_DIR at a trained run.")

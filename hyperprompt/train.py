@@ -176,25 +176,27 @@ def train(
     with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
         state = init_state(model, tx, task_feature_lengths, mesh, seed)
         manager = checkpoints.make_manager(model_dir, keep_checkpoints, async_checkpointing)
-        start, state = checkpoints.restore_latest(manager, state)
-        start = start or 0
-        if start:
-            tqdm.write(f"resuming from checkpoint step {start} in "
-                       f"{checkpoints.checkpoint_dir(model_dir)}")
-        if start == 0 and initial_checkpoint_path:
-            state["params"] = load_initial_params(initial_checkpoint_path, state["params"])
-        data.save_registry(model_dir, registry)
-        use_dropout = model.module.config.dropout_rate > 0
-        step_fn = jax.jit(make_train_step(model, tx, seed + 1, use_dropout, debug_nan_step),
-                          donate_argnums=0)
-        evaluator = eval_lib.Evaluator(model, registry, task_feature_lengths, batch_size, mesh,
-                                       eval_split, eval_examples) if eval_examples else None
-        batches = data.train_batches(mixture_or_task_name, registry, task_feature_lengths,
-                                     batch_size, seed, skip=start)
         writer = metric_writers.SummaryWriter(os.path.join(model_dir, "tensorboard"))
-        log = RunLog(model_dir, start)
-        loop = _Loop(model_dir, manager, log, writer, evaluator, nan_policy)
         try:
+            start, state = checkpoints.restore_latest(manager, state)
+            start = start or 0
+            if start:
+                tqdm.write(f"resuming from checkpoint step {start} in "
+                           f"{checkpoints.checkpoint_dir(model_dir)}")
+            if start == 0 and initial_checkpoint_path:
+                state["params"] = load_initial_params(initial_checkpoint_path, state["params"])
+            data.save_registry(model_dir, registry)
+            use_dropout = model.module.config.dropout_rate > 0
+            step_fn = jax.jit(make_train_step(model, tx, seed + 1, use_dropout, debug_nan_step),
+                              donate_argnums=0)
+            evaluator = None
+            if eval_examples != 0:
+                evaluator = eval_lib.Evaluator(model, registry, task_feature_lengths, batch_size,
+                                               mesh, eval_split, eval_examples)
+            batches = data.train_batches(mixture_or_task_name, registry, task_feature_lengths,
+                                         batch_size, seed, skip=start)
+            log = RunLog(model_dir, start)
+            loop = _Loop(model_dir, manager, log, writer, evaluator, nan_policy)
             with PreemptionGuard() as guard:
                 state, results = loop.run(state, step_fn, batches, mesh, start, train_steps,
                                           log_period, eval_period, checkpoint_period, guard)
@@ -235,9 +237,14 @@ class _Loop:
 
     def run(self, state, step_fn, batches, mesh, start, train_steps, log_period, eval_period,
             checkpoint_period, guard):
+        with tqdm(total=train_steps, initial=start, desc="train", unit="step",
+                  dynamic_ncols=True) as bar:
+            return self._steps(state, step_fn, batches, mesh, start, train_steps, log_period,
+                               eval_period, checkpoint_period, guard, bar)
+
+    def _steps(self, state, step_fn, batches, mesh, start, train_steps, log_period,
+               eval_period, checkpoint_period, guard, bar):
         results: dict = {}
-        bar = tqdm(total=train_steps, initial=start, desc="train", unit="step",
-                   dynamic_ncols=True)
         last_time, last_step, pending = time.time(), start, None
         for step in range(start + 1, train_steps + 1):
             host_batch = next(batches)
@@ -269,12 +276,10 @@ class _Loop:
                 self.check_finite(*pending)
                 self.save(step, state, force=True)
                 self.manager.wait_until_finished()
-                bar.close()
                 raise Preempted(f"preempted at step {step}: checkpoint saved in "
                                 f"{checkpoints.checkpoint_dir(self.model_dir)}; rerun the same "
                                 f"command to resume.")
         if pending is not None:
             self.check_finite(*pending)
-        bar.close()
         self.manager.wait_until_finished()
         return state, results

@@ -51,10 +51,20 @@ def cli_args(model_dir, steps, *extra):
 
 
 def start(args, cwd, script=None):
+    """The CLI in a subprocess; its output goes to a file (a full pipe would block it)."""
     command = [sys.executable, str(script)] if script else [sys.executable, "-m",
                                                            "hyperprompt.cli"]
-    return subprocess.Popen(command + args, cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    log = cwd / f"output_{time.monotonic_ns()}.txt"
+    with open(log, "w") as out:
+        process = subprocess.Popen(command + args, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    process.log = log
+    return process
+
+
+def finish(process, timeout=600) -> tuple[int, str]:
+    """Wait for the process; (exit status, everything it printed)."""
+    process.wait(timeout=timeout)
+    return process.returncode, process.log.read_text()
 
 
 def logged_losses(model_dir):
@@ -68,7 +78,7 @@ def logged_losses(model_dir):
 def wait_for(predicate, process, timeout=240):
     deadline = time.time() + timeout
     while not predicate():
-        assert process.poll() is None, process.communicate()
+        assert process.poll() is None, process.log.read_text()
         assert time.time() < deadline, "timed out"
         time.sleep(0.05)
 
@@ -79,18 +89,18 @@ def test_sigterm_checkpoints_and_resume_is_bit_identical(tmp_path):
     first = start(cli_args(run_dir, steps), tmp_path)
     wait_for(lambda: len(logged_losses(run_dir)) >= 5, first)
     first.send_signal(signal.SIGTERM)
-    _, err = first.communicate(timeout=240)
-    assert first.returncode == EXIT_PREEMPTED, err
-    assert "preempted at step" in err.strip().splitlines()[-1]
+    code, output = finish(first)
+    assert code == EXIT_PREEMPTED, output
+    assert "preempted at step" in output.strip().splitlines()[-1]
     with checkpoints.make_manager(str(run_dir), async_save=False) as manager:
         stopped_at = manager.latest_step()
     assert 5 <= stopped_at < steps
 
-    resumed = start(cli_args(run_dir, steps), tmp_path)
-    out, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err
-    assert f"resuming from checkpoint step {stopped_at}" in out + err
-    assert straight.wait(timeout=600) == 0, straight.communicate()
+    code, output = finish(start(cli_args(run_dir, steps), tmp_path))
+    assert code == 0, output
+    assert f"resuming from checkpoint step {stopped_at}" in output
+    code, output = finish(straight)
+    assert code == 0, output
     reference = logged_losses(tmp_path / "straight")
     assert [s for s, _ in reference] == list(range(1, steps + 1))
     assert logged_losses(run_dir) == reference  # every step, bit for bit
@@ -112,11 +122,10 @@ def test_sigkill_during_a_save_resumes_from_the_previous_checkpoint(tmp_path):
     killed.wait()
     assert checkpoints.partial_saves(str(run_dir))
 
-    restarted = start(cli_args(run_dir, 40, "--gin.CHECKPOINT_PERIOD=10"), tmp_path)
-    out, err = restarted.communicate(timeout=600)
-    assert restarted.returncode == 0, err
-    assert "ignoring a partially written checkpoint" in out + err
-    assert "resuming from checkpoint step 10" in out + err
+    code, output = finish(start(cli_args(run_dir, 40, "--gin.CHECKPOINT_PERIOD=10"), tmp_path))
+    assert code == 0, output
+    assert "ignoring a partially written checkpoint" in output
+    assert "resuming from checkpoint step 10" in output
     assert [s for s, _ in logged_losses(run_dir)] == list(range(1, 41))
 
 
