@@ -31,9 +31,14 @@ setuptools.setup(
         "tqdm>=4.66",
         "rich>=13",
         "matplotlib>=3.8",
+        "safetensors>=0.4",
+        "msgpack>=1.0",
+        "tensorstore>=0.1.60",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff==0.17.6"],
+        # torch CPU 2.13.0 is the build the offline HF conversion tests run against.
+        "test": ["pytest>=8", "ruff==0.17.6", "torch==2.13.0", "transformers>=5",
+                 "safetensors>=0.4"],
         "torch": ["torch==2.13.0", "transformers>=5", "safetensors>=0.4"],
         "gpu": ["jax[cuda12]>=0.10"],
         "tpu": ["jax[tpu]>=0.10"],

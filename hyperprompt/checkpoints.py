@@ -45,18 +45,6 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> tuple[int | N
         raise _unreadable(manager, step, e) from None
 
 
-def restore_params(path: str, target_params: Any) -> Any:
-    """Parameters of the latest checkpoint under `path` (a MODEL_DIR or its checkpoints/)."""
-    is_ckpt_dir = os.path.basename(path.rstrip("/")) == "checkpoints"
-    directory = path if is_ckpt_dir else checkpoint_dir(path)
-    with ocp.CheckpointManager(directory) as manager:
-        step = manager.latest_step()
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint under {directory}")
-        restored = manager.restore(step, args=ocp.args.StandardRestore(None))
-    return restored["params"]
-
-
 def partial_saves(model_dir: str) -> list[str]:
     """Step folders a killed save left half-written (orbax's temporary names)."""
     directory = checkpoint_dir(model_dir)

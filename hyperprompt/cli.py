@@ -27,7 +27,7 @@ import gin
 
 from hyperprompt.errors import Preempted, TrainingDiverged, UsageError
 
-COMMANDS = ("train", "eval", "infer")
+COMMANDS = ("train", "eval", "infer", "convert")
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 EXIT_PREEMPTED = 75  # sysexits EX_TEMPFAIL: "try again" — schedulers requeue on it
@@ -44,7 +44,17 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
     parser.add_argument("--gin_search_paths", action="append", default=[],
                         help="comma-separated folders searched for gin files")
+    convert = parser.add_argument_group("convert", "hyperprompt convert --from hf --src PATH "
+                                        "--dst MODEL_DIR --gin_file=models/t5_1_1_base.gin")
+    convert.add_argument("--from", dest="from_format", default="auto",
+                         choices=("auto", "hf", "t5x", "t5x_orbax", "hyperprompt"))
+    convert.add_argument("--to", dest="to_format", default="hyperprompt",
+                         choices=("hyperprompt", "hf"))
+    convert.add_argument("--src", help="checkpoint to read")
+    convert.add_argument("--dst", help="folder to write")
     args, rest = parser.parse_known_args(argv)
+    if args.command == "convert" and not (args.src and args.dst):
+        raise UsageError("convert needs --src PATH and --dst FOLDER (and the model's --gin_file).")
     bindings = []
     for arg in rest:
         match = re.fullmatch(r"--gin\.([^=]+)=(.*)", arg, re.S)
@@ -130,12 +140,19 @@ def _macro(name: str):
         raise UsageError(f"macro {name} is not set; pass --gin.{name}=...") from None
 
 
-def run(command: str) -> None:
+def run(command: str, args: argparse.Namespace | None = None) -> None:
     """Run a command with the parsed gin config."""
     from hyperprompt import eval as eval_lib
     from hyperprompt import infer as infer_lib
     from hyperprompt import train as train_lib
 
+    if command == "convert":
+        from hyperprompt.convert import run as convert_lib
+
+        model = _macro("MODEL").scoped_configurable_fn()  # MODEL = @...EncoderDecoderModel()
+        path = convert_lib.convert(model, args.src, args.dst, args.from_format, args.to_format)
+        print(f"converted {args.src} -> {path}")
+        return
     for name in REQUIRED_MACROS:
         _macro(name)
     if command == "train":
@@ -173,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parse_gin(args.gin_file, bindings, args.gin_search_paths)
         with warnings.catch_warnings():  # restores showwarning on exit
             warnings.showwarning = _show_warning
-            run(args.command)
+            run(args.command, args)
     except UsageError as e:  # gin appends "In call to configurable ..." lines: keep line one
         print(f"hyperprompt: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE

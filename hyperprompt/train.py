@@ -21,9 +21,10 @@ from tqdm import tqdm
 
 from hyperprompt import checkpoints, data, partitioning, plots
 from hyperprompt import eval as eval_lib
+from hyperprompt.convert import restore
 from hyperprompt.errors import Preempted, TrainingDiverged, UsageError
 from hyperprompt.model import EncoderDecoderModel
-from hyperprompt.optim import make_optimizer, param_path
+from hyperprompt.optim import make_optimizer
 from hyperprompt.preemption import PreemptionGuard
 from hyperprompt.run_log import RunLog
 from hyperprompt.state import init_state
@@ -96,24 +97,12 @@ def make_train_step(model: EncoderDecoderModel, tx: optax.GradientTransformation
     return train_step
 
 
-def load_initial_params(path: str, params):
-    """Backbone params from a hyperprompt checkpoint; params it lacks keep their init."""
-    loaded = checkpoints.restore_params(path, None)
-    flat_init = _flatten(params)
-    flat_loaded = _flatten(loaded)
-    for key, value in flat_loaded.items():
-        if key in flat_init and tuple(flat_init[key].shape) != tuple(np.shape(value)):
-            raise UsageError(f"INITIAL_CHECKPOINT_PATH parameter {key} has shape "
-                             f"{tuple(np.shape(value))} but the model wants "
-                             f"{tuple(flat_init[key].shape)}; use the matching model gin file.")
-    merged = {k: jax.device_put(np.asarray(flat_loaded[k]), v.sharding) if k in flat_loaded
-              else v for k, v in flat_init.items()}
-    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params),
-                                        [merged[k] for k in flat_init])
+def load_initial_params(path: str, params, config) -> dict:
+    """INITIAL_CHECKPOINT_PATH (HF, t5x, t5x orbax or ours; format detected) into `params`.
 
-
-def _flatten(tree) -> dict[str, object]:
-    return {param_path(p): v for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    Method parameters the checkpoint lacks keep their initialisation.
+    """
+    return restore.load_pretrained(path, "auto", config, params)
 
 
 def check_nonempty(registry: list[str], split: str, feature_lengths: Mapping[str, int]) -> None:
@@ -184,7 +173,8 @@ def train(
                 tqdm.write(f"resuming from checkpoint step {start} in "
                            f"{checkpoints.checkpoint_dir(model_dir)}")
             if start == 0 and initial_checkpoint_path:
-                state["params"] = load_initial_params(initial_checkpoint_path, state["params"])
+                state["params"] = load_initial_params(initial_checkpoint_path, state["params"],
+                                                      model.module.config)
             data.save_registry(model_dir, registry)
             use_dropout = model.module.config.dropout_rate > 0
             step_fn = jax.jit(make_train_step(model, tx, seed + 1, use_dropout, debug_nan_step),

@@ -1,0 +1,271 @@
+"""Readers of pretrained checkpoints as lazy tensors keyed by our unscanned parameter paths.
+
+Every reader returns {path: Tensor} where `Tensor.load()` reads one array from disk
+when called, so a restore streams tensor by tensor and never holds the whole
+model on the host twice.
+
+Formats: `hf` (a save_pretrained folder: config.json + *.safetensors or
+pytorch_model*.bin), `t5x` (legacy msgpack `checkpoint` + tensorstore zarr folders),
+`t5x_orbax` (an orbax checkpoint holding t5x's {"target": params, ...}) and
+`hyperprompt` (our own MODEL_DIR or converted folder).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import glob
+import json
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+from hyperprompt.convert.hf_mapping import TRANSPOSE, hf_config_mismatches, hf_parameter_map
+from hyperprompt.errors import UsageError
+from hyperprompt.models.configs import T5Config
+from hyperprompt.optim import param_path
+
+FORMATS = ("hf", "t5x", "t5x_orbax", "hyperprompt")
+
+
+@dataclasses.dataclass(frozen=True)
+class Tensor:
+    shape: tuple[int, ...]
+    load: Callable[[], np.ndarray]
+
+
+def detect_format(path: str) -> str:
+    """Guess the format of `path` from the files it holds."""
+    if os.path.exists(os.path.join(path, "config.json")):
+        return "hf"
+    if os.path.isfile(os.path.join(path, "checkpoint")):
+        return "t5x"
+    if os.path.isdir(os.path.join(path, "checkpoints")):
+        return "hyperprompt"
+    if os.path.exists(os.path.join(path, "_CHECKPOINT_METADATA")) or glob.glob(
+            os.path.join(path, "*", "_CHECKPOINT_METADATA")):
+        return "t5x_orbax"
+    raise UsageError(f"cannot tell the checkpoint format of {path!r} (no config.json, t5x "
+                     f"`checkpoint` file or orbax folder); pass --from one of {FORMATS}.")
+
+
+def read(path: str, fmt: str, config: T5Config) -> dict[str, Tensor]:
+    """Lazy tensors of the checkpoint at `path`, keyed by unscanned parameter paths."""
+    if not os.path.exists(path):
+        raise UsageError(f"checkpoint path {path!r} does not exist.")
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    readers = {"hf": read_hf, "t5x": read_t5x_legacy, "t5x_orbax": read_t5x_orbax,
+               "hyperprompt": read_hyperprompt}
+    if fmt not in readers:
+        raise UsageError(f"unknown checkpoint format {fmt!r}; use one of {FORMATS} or 'auto'.")
+    return readers[fmt](path, config)
+
+
+# ---- Hugging Face ------------------------------------------------------------------------
+
+def _hf_tensor_files(path: str) -> tuple[list[str], str]:
+    for pattern, kind in (("*.safetensors", "safetensors"), ("pytorch_model*.bin", "torch")):
+        files = sorted(glob.glob(os.path.join(path, pattern)))
+        if files:
+            return files, kind
+    raise UsageError(f"{path!r} has config.json but no *.safetensors or pytorch_model*.bin.")
+
+
+def _hf_state(path: str) -> dict[str, Tensor]:
+    files, kind = _hf_tensor_files(path)
+    tensors: dict[str, Tensor] = {}
+    for file in files:
+        if kind == "safetensors":
+            from safetensors import safe_open
+
+            try:
+                with safe_open(file, framework="numpy") as f:
+                    for name in f.keys():
+                        shape = tuple(f.get_slice(name).get_shape())
+                        tensors[name] = Tensor(shape, functools.partial(_safetensor, file, name))
+            except Exception as e:  # truncated or not a safetensors file
+                raise UsageError(f"cannot read {file} ({e}); re-download it.") from None
+        else:
+            state = _torch_state(file)
+            for name, value in state.items():
+                tensors[name] = Tensor(tuple(value.shape), functools.partial(lambda v: v, value))
+    return tensors
+
+
+def _safetensor(file: str, name: str) -> np.ndarray:
+    from safetensors import safe_open
+
+    with safe_open(file, framework="numpy") as f:
+        return f.get_tensor(name)
+
+
+def _torch_state(file: str) -> dict[str, np.ndarray]:
+    try:
+        import torch
+    except ImportError:
+        raise UsageError("reading pytorch_model.bin needs torch: pip install "
+                         "'hyperprompt[torch]' (or convert to safetensors).") from None
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or corrupt pickle/zip
+        raise UsageError(f"cannot read {file} ({str(e).splitlines()[0]}); re-download it.") \
+            from None
+    return {k: v.float().numpy() for k, v in state.items()}
+
+
+def read_hf(path: str, config: T5Config) -> dict[str, Tensor]:
+    with open(os.path.join(path, "config.json")) as f:
+        hf_config = json.load(f)
+    mismatches = hf_config_mismatches(hf_config, config)
+    if mismatches:
+        raise UsageError(f"{path} does not match the model gin file: {'; '.join(mismatches)}; "
+                         f"pass the --gin_file of this checkpoint's size and version.")
+    state = _hf_state(path)
+    _check_shared_input_embeddings(state, path)
+    out = {}
+    for hf_name, ours, how in hf_parameter_map(config):
+        if hf_name not in state:
+            if hf_name == "lm_head.weight" and "shared.weight" in state:
+                raise UsageError(f"{path} has no lm_head: a tied (T5 v1.0) checkpoint, but the "
+                                 f"gin file is untied (v1.1); use a t5_* (v1.0) model file.")
+            raise UsageError(f"{path} has no tensor {hf_name} (for {ours}).")
+        tensor = state[hf_name]
+        if how == TRANSPOSE:
+            out[ours] = Tensor(tensor.shape[::-1], functools.partial(
+                lambda t: np.ascontiguousarray(t.load().T), tensor))
+        else:
+            out[ours] = tensor
+    return out
+
+
+def _check_shared_input_embeddings(state: dict[str, Tensor], path: str) -> None:
+    """T5 has one input embedding; a file whose encoder/decoder copies differ is not T5."""
+    for name in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight"):
+        if name in state and "shared.weight" in state and not np.array_equal(
+                state[name].load(), state["shared.weight"].load()):
+            raise UsageError(f"{path}: {name} differs from shared.weight, but T5 shares one "
+                             f"input embedding; re-save the model with tied input embeddings.")
+
+
+# ---- t5x ---------------------------------------------------------------------------------
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}/{key}" if prefix else str(key)
+        is_spec = isinstance(value, dict) and "driver" in value
+        out.update(_flatten(value, name) if isinstance(value, dict) and not is_spec
+                   else {name: value})
+    return out
+
+
+def read_t5x_legacy(path: str, config: T5Config) -> dict[str, Tensor]:
+    """t5x's msgpack checkpoint: small arrays inline, large ones as tensorstore zarr specs."""
+    from flax import serialization
+
+    try:
+        with open(os.path.join(path, "checkpoint"), "rb") as f:
+            tree = serialization.msgpack_restore(f.read())
+        target = tree["optimizer"]["target"]
+    except Exception as e:  # truncated msgpack, or not a t5x checkpoint
+        raise UsageError(f"cannot read the t5x checkpoint {path}/checkpoint ({e}); "
+                         f"re-copy it.") from None
+    out = {}
+    for name, value in _flatten(target).items():
+        if isinstance(value, dict):
+            spec = json.loads(json.dumps(value))
+            folder = os.path.join(path, spec["kvstore"]["path"])
+            if not os.path.isdir(folder):
+                raise UsageError(f"the t5x checkpoint {path} lacks the zarr folder "
+                                 f"{os.path.basename(folder)} (for {name}); re-copy it.")
+            spec["kvstore"] = {"driver": "file", "path": folder}
+            out[name] = Tensor(tuple(spec["metadata"]["shape"]),
+                               functools.partial(_read_tensorstore, spec))
+        else:
+            array = np.asarray(value)
+            out[name] = Tensor(array.shape, functools.partial(lambda a: a, array))
+    return unscan_view(out, config)
+
+
+def _read_tensorstore(spec: dict) -> np.ndarray:
+    import tensorstore as ts
+
+    try:
+        return np.asarray(ts.open(spec).result().read().result())
+    except Exception as e:  # missing or truncated chunk files
+        raise UsageError(f"cannot read {spec['kvstore']['path']} ({str(e).splitlines()[0]}); "
+                         f"re-copy the checkpoint.") from None
+
+
+def _orbax_tree(path: str) -> dict:
+    import orbax.checkpoint as ocp
+
+    try:
+        return ocp.PyTreeCheckpointer().restore(path)
+    except Exception as e:  # unreadable or truncated
+        raise UsageError(f"cannot read the orbax checkpoint {path} ({str(e).splitlines()[0]})."
+                         ) from None
+
+
+def _latest_orbax_step(path: str) -> str:
+    if os.path.exists(os.path.join(path, "_CHECKPOINT_METADATA")):
+        return path
+    steps = sorted((p for p in glob.glob(os.path.join(path, "*", "_CHECKPOINT_METADATA"))),
+                   key=lambda p: int(os.path.basename(os.path.dirname(p)))
+                   if os.path.basename(os.path.dirname(p)).isdigit() else -1)
+    return os.path.dirname(steps[-1])
+
+
+def _eager(tree: dict, config: T5Config) -> dict[str, Tensor]:
+    flat = {param_path(p): np.asarray(v) for p, v in _tree_leaves(tree)}
+    return unscan_view({k: Tensor(v.shape, functools.partial(lambda a: a, v))
+                        for k, v in flat.items()}, config)
+
+
+def _tree_leaves(tree):
+    import jax
+
+    return jax.tree_util.tree_flatten_with_path(tree)[0]
+
+
+def read_t5x_orbax(path: str, config: T5Config) -> dict[str, Tensor]:
+    """An orbax checkpoint in t5x's layout: {"target": params, "state": {...}}."""
+    tree = _orbax_tree(_latest_orbax_step(path))
+    if "target" not in tree:
+        raise UsageError(f"{path} is an orbax checkpoint without t5x's 'target' tree.")
+    return _eager(tree["target"], config)
+
+
+def read_hyperprompt(path: str, config: T5Config) -> dict[str, Tensor]:
+    """Params of the latest checkpoint of a MODEL_DIR (or converted folder)."""
+    from hyperprompt import checkpoints
+
+    directory = checkpoints.checkpoint_dir(path)
+    if not os.path.isdir(directory) or not glob.glob(os.path.join(directory, "*",
+                                                                 "_CHECKPOINT_METADATA")):
+        raise UsageError(f"{path} has no complete checkpoint under checkpoints/.")
+    step = _latest_orbax_step(directory)
+    item = os.path.join(step, "default")  # CheckpointManager's single-item folder
+    return _eager(_orbax_tree(item if os.path.isdir(item) else step)["params"], config)
+
+
+# ---- layouts -----------------------------------------------------------------------------
+
+def unscan_view(tensors: dict[str, Tensor], config: T5Config) -> dict[str, Tensor]:
+    """Split scanned stacks (`encoder/encoder/...`) into `layers_i` views, lazily."""
+    out = {}
+    axis = config.param_scan_axis
+    for name, tensor in tensors.items():
+        parts = name.split("/")
+        if len(parts) > 2 and parts[0] in ("encoder", "decoder") and parts[1] == parts[0]:
+            depth = tensor.shape[axis]
+            shape = tensor.shape[:axis] + tensor.shape[axis + 1:]
+            cached = functools.lru_cache(maxsize=1)(tensor.load)
+            for i in range(depth):
+                key = "/".join([parts[0], f"layers_{i}", *parts[2:]])
+                out[key] = Tensor(shape, functools.partial(
+                    lambda load, i: np.take(load(), i, axis=axis), cached, i))
+        else:
+            out[name] = tensor
+    return out
