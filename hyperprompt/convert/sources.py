@@ -19,6 +19,7 @@ import json
 import os
 from collections.abc import Callable
 
+import jax
 import numpy as np
 
 from hyperprompt.convert.hf_mapping import TRANSPOSE, hf_config_mismatches, hf_parameter_map
@@ -107,7 +108,7 @@ def _torch_state(file: str) -> dict[str, np.ndarray]:
         raise UsageError("reading pytorch_model.bin needs torch: pip install "
                          "'hyperprompt[torch]' (or convert to safetensors).") from None
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # truncated or corrupt pickle/zip
         raise UsageError(f"cannot read {file} ({str(e).splitlines()[0]}); re-download it.") \
             from None
@@ -201,8 +202,13 @@ def _read_tensorstore(spec: dict) -> np.ndarray:
 def _orbax_tree(path: str) -> dict:
     import orbax.checkpoint as ocp
 
-    try:
-        return ocp.PyTreeCheckpointer().restore(path)
+    try:  # as host numpy arrays: the saving topology may not exist here
+        checkpointer = ocp.PyTreeCheckpointer()
+        metadata = checkpointer.metadata(path).item_metadata.tree
+        restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray),
+                                    metadata)
+        return checkpointer.restore(path, args=ocp.args.PyTreeRestore(
+            restore_args=restore_args))
     except Exception as e:  # unreadable or truncated
         raise UsageError(f"cannot read the orbax checkpoint {path} ({str(e).splitlines()[0]})."
                          ) from None
@@ -224,8 +230,6 @@ def _eager(tree: dict, config: T5Config) -> dict[str, Tensor]:
 
 
 def _tree_leaves(tree):
-    import jax
-
     return jax.tree_util.tree_flatten_with_path(tree)[0]
 
 
