@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 
 import flax.linen as nn
@@ -126,15 +127,25 @@ def evaluate_checkpoint(
     model_parallel: int = 1,
 ) -> dict[str, dict[str, float]]:
     """Evaluate MODEL_DIR's latest checkpoint on every task of its saved registry."""
+    with restored_run(model, model_dir, task_feature_lengths, batch_size, optimizer,
+                      model_parallel) as (registry, mesh, _, params):
+        evaluator = Evaluator(model, registry, task_feature_lengths, batch_size, mesh, split,
+                              eval_examples)
+        return evaluator.evaluate(params)
+
+
+@contextlib.contextmanager
+def restored_run(model: EncoderDecoderModel, model_dir: str,
+                 feature_lengths: Mapping[str, int], batch_size: int, optimizer=None,
+                 model_parallel: int = 1):
+    """(registry, mesh, step, params) of MODEL_DIR's latest checkpoint, inside its mesh."""
     registry = saved_registry(model_dir)
     mesh = partitioning.make_mesh(model_parallel)
     partitioning.check_batch_size(batch_size, mesh)
     with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
-        _, params = restore_trained(model, optimizer or make_optimizer(), model_dir,
-                                    task_feature_lengths, mesh)
-        evaluator = Evaluator(model, registry, task_feature_lengths, batch_size, mesh, split,
-                              eval_examples)
-        return evaluator.evaluate(params)
+        step, params = restore_trained(model, optimizer or make_optimizer(), model_dir,
+                                       feature_lengths, mesh)
+        yield registry, mesh, step, params
 
 
 def saved_registry(model_dir: str) -> list[str]:

@@ -13,17 +13,12 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 
-import flax.linen as nn
-import jax
 import numpy as np
 import seqio
 
-from hyperprompt import partitioning
 from hyperprompt.errors import UsageError
-from hyperprompt.eval import Evaluator, Predictor, saved_registry
+from hyperprompt.eval import Evaluator, Predictor, restored_run, saved_registry
 from hyperprompt.model import EncoderDecoderModel
-from hyperprompt.optim import make_optimizer
-from hyperprompt.state import restore_trained
 
 
 def read_inputs(path: str, default_task: str | None) -> list[tuple[str, str]]:
@@ -84,14 +79,11 @@ def infer(
     With it: MODEL_DIR/inference/<file name>.jsonl.
     """
     registry = saved_registry(model_dir)
-    mesh = partitioning.make_mesh(model_parallel)
-    partitioning.check_batch_size(batch_size, mesh)
     examples = read_inputs(input_file, task) if input_file else None
     for name in {t for t, _ in examples or []} - set(registry):
         raise UsageError(f"task {name!r} is not one this model was trained on: {registry}.")
-    with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
-        step, params = restore_trained(model, optimizer or make_optimizer(), model_dir,
-                                       task_feature_lengths, mesh)
+    with restored_run(model, model_dir, task_feature_lengths, batch_size, optimizer,
+                      model_parallel) as (registry, mesh, step, params):
         if examples is None:
             return _infer_splits(model, params, step, registry, task_feature_lengths,
                                  batch_size, mesh, split, num_examples, model_dir)
