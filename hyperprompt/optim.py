@@ -22,6 +22,15 @@ def param_path(path) -> str:
     return "/".join(str(getattr(k, "key", k)) for k in path)
 
 
+# Every parameter outside the task conditioner (the T5 backbone).
+BACKBONE = r"(?!conditioner/).*"
+
+
+def backbone_patterns(freeze: bool = True) -> tuple[str, ...]:
+    """`frozen` patterns for methods that tune only their own parameters."""
+    return (BACKBONE,) if freeze else ()
+
+
 def param_labels(params, frozen: Sequence[str] = (),
                  group_learning_rates: Mapping[str, float] | None = None):
     """Tree of labels: FROZEN, the matching group's regex, or DEFAULT."""

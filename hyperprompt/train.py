@@ -58,6 +58,14 @@ def check_feature_lengths(model: EncoderDecoderModel, lengths: Mapping[str, int]
                 f"{type(conditioner).__name__} prompt needs ({minimum}); set it to >= {minimum}.")
 
 
+def check_num_tasks(model: EncoderDecoderModel, registry: list[str]) -> None:
+    """A method with per-task parameters must have one slot per task of the mixture."""
+    num_tasks = getattr(model.module.conditioner, "num_tasks", None)
+    if num_tasks is not None and len(registry) > num_tasks:
+        raise UsageError(f"the mixture has {len(registry)} tasks but the method was built for "
+                         f"NUM_TASKS={num_tasks}; set --gin.NUM_TASKS={len(registry)}.")
+
+
 def check_registry(model_dir: str, registry: list[str]) -> None:
     saved = data.load_registry(model_dir)
     if saved is not None and saved != registry:
@@ -153,6 +161,7 @@ def train(
         raise UsageError(f"nan_policy={nan_policy!r}: use 'stop' or 'skip'.")
     registry = data.task_registry(mixture_or_task_name)
     check_feature_lengths(model, task_feature_lengths)
+    check_num_tasks(model, registry)
     mesh = partitioning.make_mesh(model_parallel)
     partitioning.check_batch_size(batch_size, mesh)
     check_registry(model_dir, registry)
