@@ -42,7 +42,7 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> tuple[int | N
     try:
         return step, manager.restore(step, args=ocp.args.StandardRestore(target))
     except Exception as e:  # corrupt/truncated files raise many kinds
-        raise _unreadable(manager, step, e) from None
+        raise _unreadable(manager, step, e, resuming=True) from None
 
 
 def partial_saves(model_dir: str) -> list[str]:
@@ -78,7 +78,26 @@ def _leaves(tree):
     return jax.tree_util.tree_flatten_with_path(tree)[0]
 
 
-def _unreadable(manager: ocp.CheckpointManager, step: int, error: Exception) -> UsageError:
+def _unreadable(manager: ocp.CheckpointManager, step: int, error: Exception,
+                resuming: bool = False) -> UsageError:
     first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    other_optimizer = ("if you changed the optimizer bindings, restore the ones it was trained "
+                       "with; if its files are damaged, " if resuming else "")
     return UsageError(f"checkpoint step {step} in {manager.directory} cannot be read ({first}); "
-                      f"delete that step folder to resume from an earlier checkpoint.")
+                      f"{other_optimizer}delete that step folder to resume from an earlier "
+                      f"checkpoint.")
+
+
+def restore_params(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
+    """Only the `params` of a step (any optimizer state is left on disk), placed like
+    `target` (arrays or ShapeDtypeStructs with shardings); orbax streams each array."""
+    check_params_match(manager, step, target)
+    restore_args = jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding), target)
+    item = os.path.join(str(manager.directory), str(step), "default")
+    try:
+        restored = ocp.PyTreeCheckpointer().restore(item, args=ocp.args.PyTreeRestore(
+            item={"params": target}, restore_args={"params": restore_args},
+            partial_restore=True))
+    except Exception as e:  # corrupt/truncated files raise many kinds
+        raise _unreadable(manager, step, e) from None
+    return restored["params"]

@@ -15,7 +15,6 @@ from rich.table import Table
 from hyperprompt import data, partitioning
 from hyperprompt.errors import UsageError
 from hyperprompt.model import EncoderDecoderModel
-from hyperprompt.optim import make_optimizer
 from hyperprompt.state import restore_trained
 
 
@@ -121,13 +120,12 @@ def evaluate_checkpoint(
     model_dir: str,
     task_feature_lengths: Mapping[str, int],
     batch_size: int,
-    optimizer=None,
     split: str = "validation",
     eval_examples: int | None = None,
     model_parallel: int = 1,
 ) -> dict[str, dict[str, float]]:
     """Evaluate MODEL_DIR's latest checkpoint on every task of its saved registry."""
-    with restored_run(model, model_dir, task_feature_lengths, batch_size, optimizer,
+    with restored_run(model, model_dir, task_feature_lengths, batch_size,
                       model_parallel) as (registry, mesh, _, params):
         evaluator = Evaluator(model, registry, task_feature_lengths, batch_size, mesh, split,
                               eval_examples)
@@ -136,15 +134,14 @@ def evaluate_checkpoint(
 
 @contextlib.contextmanager
 def restored_run(model: EncoderDecoderModel, model_dir: str,
-                 feature_lengths: Mapping[str, int], batch_size: int, optimizer=None,
+                 feature_lengths: Mapping[str, int], batch_size: int,
                  model_parallel: int = 1):
     """(registry, mesh, step, params) of MODEL_DIR's latest checkpoint, inside its mesh."""
     registry = saved_registry(model_dir)
     mesh = partitioning.make_mesh(model_parallel)
     partitioning.check_batch_size(batch_size, mesh)
     with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
-        step, params = restore_trained(model, optimizer or make_optimizer(), model_dir,
-                                       feature_lengths, mesh)
+        step, params = restore_trained(model, model_dir, feature_lengths, mesh)
         yield registry, mesh, step, params
 
 

@@ -32,8 +32,12 @@ def read_inputs(path: str, default_task: str | None) -> list[tuple[str, str]]:
         except UnicodeDecodeError:
             line, bad = raw.decode("utf-8", errors="replace"), bad + 1
         if line.lstrip().startswith("{"):
-            record = json.loads(line)
-            examples.append((record.get("task", default_task), record["input"]))
+            try:
+                record = json.loads(line)
+                examples.append((record.get("task", default_task), str(record["input"])))
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+                raise UsageError(f"{path}:{number} is not a JSON object with an \"input\" "
+                                 f"field (and optionally \"task\").") from None
         else:
             examples.append((default_task, line))
         if examples[-1][0] is None:
@@ -66,7 +70,6 @@ def infer(
     model_dir: str,
     task_feature_lengths: Mapping[str, int],
     batch_size: int,
-    optimizer=None,
     split: str = "validation",
     num_examples: int | None = None,
     input_file: str | None = None,
@@ -82,7 +85,7 @@ def infer(
     examples = read_inputs(input_file, task) if input_file else None
     for name in {t for t, _ in examples or []} - set(registry):
         raise UsageError(f"task {name!r} is not one this model was trained on: {registry}.")
-    with restored_run(model, model_dir, task_feature_lengths, batch_size, optimizer,
+    with restored_run(model, model_dir, task_feature_lengths, batch_size,
                       model_parallel) as (registry, mesh, step, params):
         if examples is None:
             return _infer_splits(model, params, step, registry, task_feature_lengths,

@@ -16,14 +16,22 @@ class RunLog:
     def __init__(self, model_dir: str, resume_step: int):
         self.path = os.path.join(model_dir, LOG_FILE)
         self.records = [r for r in self._read() if r["step"] <= resume_step]
-        with open(self.path, "w") as f:
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in self.records)
+        os.replace(tmp, self.path)  # atomic: a kill here keeps the old log
 
     def _read(self) -> list[dict]:
         if not os.path.exists(self.path):
             return []
+        records = []
         with open(self.path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+            for line in f:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:  # a line cut short by a kill or a full disk
+                    continue
+        return records
 
     def append(self, kind: str, step: int, values: dict[str, float]) -> None:
         record = {"kind": kind, "step": step, **values}

@@ -30,13 +30,28 @@ def init_state(model: EncoderDecoderModel, tx: optax.GradientTransformation,
 
 
 
-def restore_trained(model: EncoderDecoderModel, tx: optax.GradientTransformation,
-                    model_dir: str, feature_lengths: Mapping[str, int], mesh):
-    """(step, params) of MODEL_DIR's latest checkpoint; UsageError when there is none."""
-    state = init_state(model, tx, feature_lengths, mesh, seed=0)
+def abstract_params(model: EncoderDecoderModel, feature_lengths: Mapping[str, int], mesh):
+    """ShapeDtypeStructs of the parameters, each with its NamedSharding (no allocation)."""
+    def init():
+        return model.init(jax.random.PRNGKey(0), feature_lengths["inputs"],
+                          feature_lengths["targets"])["params"]
+
+    shardings = partitioning.param_shardings(jax.eval_shape(init), mesh)
+    shapes = jax.eval_shape(lambda: nn.unbox(init()))  # unbox inside the trace
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                        shapes, shardings)
+
+
+def restore_trained(model: EncoderDecoderModel, model_dir: str,
+                    feature_lengths: Mapping[str, int], mesh):
+    """(step, params) of MODEL_DIR's latest checkpoint; UsageError when there is none.
+
+    Only parameters are read, so eval/infer need no optimizer settings.
+    """
     with checkpoints.make_manager(model_dir, async_save=False) as manager:
-        step, state = checkpoints.restore_latest(manager, state)
-    if step is None:
-        raise UsageError(f"no checkpoint in {checkpoints.checkpoint_dir(model_dir)}; train "
-                         f"first or point MODEL_DIR at a trained run.")
-    return step, state["params"]
+        step = manager.latest_step()
+        if step is None:
+            raise UsageError(f"no checkpoint in {checkpoints.checkpoint_dir(model_dir)}; train "
+                             f"first or point MODEL_DIR at a trained run.")
+        return step, checkpoints.restore_params(manager, step,
+                                                abstract_params(model, feature_lengths, mesh))

@@ -273,7 +273,8 @@ class _Loop:
                 self.save(step, state, force=step == train_steps)
             if guard.should_stop(step) and step < train_steps:
                 self.check_finite(*pending)
-                self.save(step, state, force=True)
+                if self.last_saved != step:
+                    self.save(step, state, force=True)
                 self.manager.wait_until_finished()
                 raise Preempted(f"preempted at step {step}: checkpoint saved in "
                                 f"{checkpoints.checkpoint_dir(self.model_dir)}; rerun the same "

@@ -213,3 +213,12 @@ def test_infer_from_file_replaces_bad_utf8_and_truncates(trained, tmp_path, caps
         ("synthetic_copy", "copy: abc"), ("synthetic_copy", "copy: ab\ufffd\ufffdcd"),
         ("synthetic_copy", "copy: " + "a" * 100), ("synthetic_sort", "sort: cab")]
     assert all(r["step"] == 2 and isinstance(r["prediction"], str) for r in rows)
+
+
+def test_infer_rejects_a_malformed_json_line(trained, tmp_path, capsys):
+    inputs = tmp_path / "inputs.jsonl"
+    inputs.write_text('{"task": "synthetic_copy", "input": "copy: ab"}\n{"task": 3\n')
+    code, err = run_cli(["infer", *QUICK, f"--gin.MODEL_DIR='{trained}'", *SMALL,
+                         f"--gin.INFER_INPUT_FILE='{inputs}'"], capsys)
+    assert code == cli.EXIT_USAGE and len(err) == 1
+    assert f"{inputs}:2 is not a JSON object with an \"input\" field" in err[0]

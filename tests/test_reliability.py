@@ -18,7 +18,6 @@ from hyperprompt.errors import TrainingDiverged
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models.configs import T5Config
 from hyperprompt.models.t5 import Transformer
-from hyperprompt.optim import make_optimizer
 from hyperprompt.state import restore_trained
 from hyperprompt.train import train
 
@@ -148,7 +147,7 @@ def params_at(model_dir, step):
         with checkpoints.make_manager(str(model_dir), keep=10, async_save=False) as manager:
             for later in [s for s in manager.all_steps() if s > step]:
                 manager.delete(later)
-        return restore_trained(model, make_optimizer(), str(model_dir), LENGTHS, mesh)
+        return restore_trained(model, str(model_dir), LENGTHS, mesh)
 
 
 def test_nan_stops_with_step_task_ids_and_last_good_checkpoint(tmp_path):
@@ -171,3 +170,14 @@ def test_nan_skip_policy_drops_the_poisoned_step(tmp_path):
     _, at_2 = params_at(tmp_path, 2)
     for a, b in zip(jax.tree.leaves(at_3), jax.tree.leaves(at_2), strict=True):
         np.testing.assert_array_equal(a, b)  # step 3 changed nothing
+
+
+def test_preemption_at_a_checkpoint_step_saves_once(tmp_path, monkeypatch):
+    from hyperprompt.errors import Preempted
+    from hyperprompt.preemption import PreemptionGuard
+
+    monkeypatch.setattr(PreemptionGuard, "should_stop", lambda self, step: step == 2)
+    with pytest.raises(Preempted, match="preempted at step 2"):
+        run_train(tmp_path, 6, checkpoint_period=2)
+    step, _ = params_at(tmp_path, 10)
+    assert step == 2

@@ -37,7 +37,7 @@ def final_params(model_dir):
     model = EncoderDecoderModel(Transformer(BYTE_CONFIG))
     mesh = partitioning.make_mesh(1)
     with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
-        return restore_trained(model, make_optimizer(), str(model_dir), LENGTHS, mesh)
+        return restore_trained(model, str(model_dir), LENGTHS, mesh)
 
 
 @pytest.fixture(scope="module")

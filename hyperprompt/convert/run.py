@@ -8,6 +8,7 @@ import orbax.checkpoint as ocp
 
 from hyperprompt import checkpoints, partitioning
 from hyperprompt.convert.restore import export_hf, load_pretrained
+from hyperprompt.errors import UsageError
 from hyperprompt.model import EncoderDecoderModel
 
 TARGETS = ("hyperprompt", "hf")
@@ -34,5 +35,7 @@ def convert(model: EncoderDecoderModel, src: str, dst: str, fmt: str = "auto",
 
         check_model_dir(dst)
         with checkpoints.make_manager(dst, async_save=False) as manager:
+            if manager.latest_step() is not None:
+                raise UsageError(f"{dst} already holds a checkpoint; choose an empty --dst.")
             manager.save(0, args=ocp.args.StandardSave({"params": params}), force=True)
         return checkpoints.checkpoint_dir(dst)

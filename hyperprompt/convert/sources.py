@@ -90,7 +90,8 @@ def _hf_state(path: str) -> dict[str, Tensor]:
         else:
             state = _torch_state(file)
             for name, value in state.items():
-                tensors[name] = Tensor(tuple(value.shape), functools.partial(lambda v: v, value))
+                tensors[name] = Tensor(tuple(value.shape), functools.partial(
+                    lambda v: v.float().numpy(), value))
     return tensors
 
 
@@ -101,7 +102,7 @@ def _safetensor(file: str, name: str) -> np.ndarray:
         return f.get_tensor(name)
 
 
-def _torch_state(file: str) -> dict[str, np.ndarray]:
+def _torch_state(file: str) -> dict:
     try:
         import torch
     except ImportError:
@@ -112,10 +113,12 @@ def _torch_state(file: str) -> dict[str, np.ndarray]:
     except Exception as e:  # truncated or corrupt pickle/zip
         raise UsageError(f"cannot read {file} ({str(e).splitlines()[0]}); re-download it.") \
             from None
-    return {k: v.float().numpy() for k, v in state.items()}
+    return state  # torch tensors, memory-mapped; converted one at a time
 
 
 def read_hf(path: str, config: T5Config) -> dict[str, Tensor]:
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise UsageError(f"{path} has no config.json: not a Hugging Face save_pretrained folder.")
     with open(os.path.join(path, "config.json")) as f:
         hf_config = json.load(f)
     mismatches = hf_config_mismatches(hf_config, config)
@@ -217,6 +220,8 @@ def _orbax_tree(path: str) -> dict:
 def _latest_orbax_step(path: str) -> str:
     if os.path.exists(os.path.join(path, "_CHECKPOINT_METADATA")):
         return path
+    if not glob.glob(os.path.join(path, "*", "_CHECKPOINT_METADATA")):
+        raise UsageError(f"{path} holds no orbax checkpoint (no _CHECKPOINT_METADATA).")
     steps = sorted((p for p in glob.glob(os.path.join(path, "*", "_CHECKPOINT_METADATA"))),
                    key=lambda p: int(os.path.basename(os.path.dirname(p)))
                    if os.path.basename(os.path.dirname(p)).isdigit() else -1)

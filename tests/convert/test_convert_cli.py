@@ -14,7 +14,6 @@ from hyperprompt.convert import sources
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models.configs import T5Config
 from hyperprompt.models.t5 import Transformer
-from hyperprompt.optim import make_optimizer
 from hyperprompt.state import restore_trained
 
 # gin/models/t5_1_1_tiny.gin, the quickstart model.
@@ -51,6 +50,10 @@ def test_convert_writes_exact_tensors(hf_dir, tmp_path, capsys):
     np.testing.assert_array_equal(
         converted["encoder/layers_1/attention/query/kernel"].load(),
         hf["encoder.block.1.layer.0.SelfAttention.q.weight"].T)
+    capsys.readouterr()
+    assert cli.main(["convert", "--src", str(hf_dir), "--dst", str(dst),
+                     "--gin_file=models/t5_1_1_tiny.gin"]) == cli.EXIT_USAGE
+    assert "already holds a checkpoint; choose an empty --dst" in capsys.readouterr().err
 
 
 def test_convert_with_the_wrong_size_writes_nothing(hf_dir, tmp_path, capsys):
@@ -72,7 +75,7 @@ def test_initial_checkpoint_path_accepts_a_hf_folder(hf_dir, tmp_path):
     model = EncoderDecoderModel(Transformer(TINY))
     mesh = partitioning.make_mesh(1)
     with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
-        step, params = restore_trained(model, make_optimizer(), str(model_dir),
+        step, params = restore_trained(model, str(model_dir),
                                        {"inputs": 24, "targets": 12}, mesh)
     hf = load_file(str(hf_dir / "model.safetensors"))
     assert step == 1
