@@ -24,7 +24,7 @@ lint: $(STAMP)
 
 # pytest exits 5 when it collects no test; that must fail CI, and it does (non-zero).
 test: $(STAMP) lint
-	$(VENV)/bin/pytest -q tests
+	$(VENV)/bin/pytest -q --durations=10 tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/step_time.py
