@@ -1,0 +1,133 @@
+"""HyperPrompt (He et al., ICML 2022): hypernetwork-generated prompts for self-attention K, V.
+
+Global prompts P_m in R^{l x d} per task m. At every layer j two local
+hypernetworks h_k^j, h_v^j map P_m to hyper-prompts
+
+    P^j_{k,m} = U^j_k ReLU(D^j_k P_m),   P^j_{v,m} = U^j_v ReLU(D^j_v P_m)
+
+(D: d -> b, U: b -> H*Dh), split into heads and prepended to the keys and values
+of self-attention (queries unchanged). U maps to the joined K/V width H*Dh,
+which equals d for the paper's models (T5 base/large/XL/XXL) but not for every
+T5 1.1 size. No biases (the paper's D and U are matrices). Variants:
+
+  share   one (D, U) pair per layer and K/V, shared by all tasks
+  sep     each task its own (D, U) per layer and K/V
+  global  layer-aware task embedding I^j_m = h_t([k_m; z_j]) (two-layer ReLU MLP,
+          k_m, z_j in R^{t'}, I in R^t) feeds global hypernetworks H_k, H_v that
+          emit D^j_m = reshape(W^D I^j_m) and U^j_m = reshape(W^U I^j_m)
+
+Everything is generated for all layers and all tasks at once (one batched
+einsum), then gathered per example, never recomputed per example.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from hyperprompt.models.conditioning import Conditioning, KVPrefix, StackConditioning
+from hyperprompt.models.configs import T5Config
+
+VARIANTS = ("share", "sep", "global")
+PLACEMENTS = ("encoder", "decoder", "both")
+init = nn.initializers.normal(stddev=0.02)
+
+
+def _param(module, name, shape, axes):
+    return module.param(name, nn.with_logical_partitioning(init, axes), shape)
+
+
+class HyperPrompt(nn.Module):
+    """task_ids [B] -> per-layer K/V prefixes [L, B, l, H, Dh] for the chosen stacks."""
+
+    config: T5Config  # the backbone's (depths, heads); gin binds the model's T5Config
+    num_tasks: int
+    variant: str = "global"
+    placement: str = "both"
+    prompt_length: int = 16
+    bottleneck: int = 16
+    task_embed_dim: int = 32  # t' (task and layer embeddings)
+    layer_task_dim: int = 32  # t  (I^j_m, the global hypernetworks' input)
+
+    def stack_depths(self) -> dict[str, int]:
+        if self.variant not in VARIANTS or self.placement not in PLACEMENTS:
+            raise ValueError(f"HyperPrompt variant={self.variant!r}, placement="
+                             f"{self.placement!r}: use {VARIANTS} and {PLACEMENTS}.")
+        depths = {"encoder": self.config.num_encoder_layers,
+                  "decoder": self.config.num_decoder_layers}
+        return {k: v for k, v in depths.items() if self.placement in (k, "both")}
+
+    @nn.compact
+    def __call__(self, task_ids: jax.Array, encoder_tokens: jax.Array, embedder: nn.Module,
+                 deterministic: bool = True) -> Conditioning:
+        d = embedder.features
+        prompts = _param(self, "prompts", (self.num_tasks, self.prompt_length, d),
+                         ("task", "prompt", "embed"))  # P_m
+        task_emb = None
+        if self.variant == "global":  # k_m, shared by the stacks
+            task_emb = _param(self, "task_embedding", (self.num_tasks, self.task_embed_dim),
+                              ("task", None))
+        stacks = {}
+        for stack, depth in self.stack_depths().items():
+            per_task = self._hyper_prompts(stack, depth, prompts, task_emb)  # [2, L, T, l, HDh]
+            per_example = jnp.take(per_task, task_ids, axis=2)  # [2, L, B, l, H*Dh]
+            kv = per_example.reshape(*per_example.shape[:-1], self.config.num_heads,
+                                     self.config.head_dim)
+            stacks[stack] = StackConditioning(kv_prefix=KVPrefix(key=kv[0], value=kv[1]))
+        return Conditioning(**stacks)
+
+    def _hyper_prompts(self, stack: str, depth: int, prompts, task_emb):
+        """P^j_{k|v,m} for every layer j and task m: [2 (k, v), L, T, l, H*Dh]."""
+        d, b, hd = prompts.shape[-1], self.bottleneck, self.config.num_heads * self.config.head_dim
+        tasks = self.num_tasks
+        if self.variant == "share":  # one (D, U) per layer: no task axis
+            down = _param(self, f"{stack}_down", (2, depth, d, b), (None, "layers", "embed", None))
+            up = _param(self, f"{stack}_up", (2, depth, b, hd), (None, "layers", None, "joined_kv"))
+            hidden = nn.relu(jnp.einsum("tpd,kldb->kltpb", prompts, down))
+            return jnp.einsum("kltpb,klbh->kltph", hidden, up)
+        if self.variant == "sep":
+            down = _param(self, f"{stack}_down", (2, depth, tasks, d, b),
+                          (None, "layers", "task", "embed", None))
+            up = _param(self, f"{stack}_up", (2, depth, tasks, b, hd),
+                        (None, "layers", "task", None, "joined_kv"))
+        else:
+            down, up = self._global_hypernetworks(stack, depth, d, task_emb)
+        hidden = nn.relu(jnp.einsum("tpd,kltdb->kltpb", prompts, down))
+        return jnp.einsum("kltpb,kltbh->kltph", hidden, up)
+
+    def _global_hypernetworks(self, stack: str, depth: int, d: int, task_emb):
+        """HyperPrompt-Global: D [2, L, T, d, b] and U [2, L, T, b, H*Dh] from I^j_m."""
+        b, hd, t_in, t = (self.bottleneck, self.config.num_heads * self.config.head_dim,
+                          self.task_embed_dim, self.layer_task_dim)
+        layer_emb = _param(self, f"{stack}_layer_embedding", (depth, t_in), ("layers", None))
+        w1 = _param(self, f"{stack}_h_t_hidden", (2 * t_in, t), (None, None))
+        w2 = _param(self, f"{stack}_h_t_out", (t, t), (None, None))
+        pairs = jnp.concatenate([  # [L, T, 2t'] = [k_m; z_j] for every layer and task
+            jnp.broadcast_to(task_emb[None], (depth, self.num_tasks, t_in)),
+            jnp.broadcast_to(layer_emb[:, None], (depth, self.num_tasks, t_in))], axis=-1)
+        layer_task = nn.relu(pairs @ w1) @ w2  # I^j_m [L, T, t]
+        w_down = _param(self, f"{stack}_global_down", (2, t, d * b), (None, None, None))
+        w_up = _param(self, f"{stack}_global_up", (2, t, b * hd), (None, None, None))
+        down = jnp.einsum("ltc,kcx->kltx", layer_task, w_down)
+        up = jnp.einsum("ltc,kcx->kltx", layer_task, w_up)
+        return (down.reshape(2, depth, self.num_tasks, d, b),
+                up.reshape(2, depth, self.num_tasks, b, hd))
+
+
+def parameter_count(variant: str, num_tasks: int, d: int, joined_kv: int, layers: int,
+                    prompt_length: int, bottleneck: int, task_embed_dim: int,
+                    layer_task_dim: int, num_stacks: int = 1) -> int:
+    """Closed-form count of HyperPrompt's parameters (all stacks share the prompts).
+
+    `layers` is the depth of each stack; the global variant shares its task embedding.
+    """
+    b, t_in, t = bottleneck, task_embed_dim, layer_task_dim
+    total = num_tasks * prompt_length * d
+    local = 2 * layers * (d * b + b * joined_kv)  # D and U for keys and values
+    if variant == "share":
+        return total + num_stacks * local
+    if variant == "sep":
+        return total + num_stacks * num_tasks * local
+    per_stack = layers * t_in + 2 * t_in * t + t * t + 2 * t * (d * b + b * joined_kv)
+    return total + num_tasks * t_in + num_stacks * per_stack
