@@ -31,15 +31,6 @@ def rms_norm(x: Array, scale: Array, eps: float = 1e-6) -> Array:
     return (x32 * jax.lax.rsqrt(var + eps) * scale).astype(x.dtype)
 
 
-def conditional_layer_norm(x: Array, scale: Array, bias: Array, eps: float = 1e-6) -> Array:
-    """Standard LayerNorm with per-example gamma/beta: x [B, T, D], scale/bias [B, D]."""
-    x32 = x.astype(jnp.float32)
-    mean = jnp.mean(x32, axis=-1, keepdims=True)
-    var = jnp.var(x32, axis=-1, keepdims=True)
-    y = (x32 - mean) * jax.lax.rsqrt(var + eps)
-    return (y * scale[:, None, :] + bias[:, None, :]).astype(x.dtype)
-
-
 class RMSNorm(nn.Module):
     """T5 layer norm; parameter `scale` [embed]."""
 
