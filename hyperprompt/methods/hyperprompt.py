@@ -48,7 +48,7 @@ class HyperPrompt(nn.Module):
     prompt_length: int = 16
     bottleneck: int = 16
     task_embed_dim: int = 32  # t' (task and layer embeddings)
-    layer_task_dim: int = 32  # t  (I^j_m, the global hypernetworks' input)
+    layer_task_dim: int = 28  # t  (I^j_m, the global hypernetworks' input); gin default too
 
     def stack_depths(self) -> dict[str, int]:
         if self.variant not in VARIANTS or self.placement not in PLACEMENTS:
