@@ -9,7 +9,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from hyperprompt.errors import UsageError
-from hyperprompt.optim import param_path
+from hyperprompt.optim import flat_paths
 
 # orbax writes a step to '<step>.orbax-checkpoint-tmp...' and renames it when complete.
 TMP_MARKER = ".orbax-checkpoint-tmp"
@@ -59,8 +59,8 @@ def check_params_match(manager: ocp.CheckpointManager, step: int, params: Any) -
         saved = manager.item_metadata(step).tree["params"]
     except Exception as e:  # any unreadable metadata is reported the same way
         raise _unreadable(manager, step, e) from None
-    saved_shapes = {param_path(p): tuple(m.shape) for p, m in _leaves(saved)}
-    wanted = {param_path(p): tuple(x.shape) for p, x in _leaves(params)}
+    saved_shapes = {k: tuple(m.shape) for k, m in flat_paths(saved).items()}
+    wanted = {k: tuple(x.shape) for k, x in flat_paths(params).items()}
     hint = "another model size or method? Use a new MODEL_DIR or the gin files it was trained with"
     for key, shape in wanted.items():
         if key not in saved_shapes:
@@ -72,10 +72,6 @@ def check_params_match(manager: ocp.CheckpointManager, step: int, params: Any) -
     if extra:
         raise UsageError(f"checkpoint step {step} has parameter {extra[0]} that this model "
                          f"lacks; {hint}.")
-
-
-def _leaves(tree):
-    return jax.tree_util.tree_flatten_with_path(tree)[0]
 
 
 def _unreadable(manager: ocp.CheckpointManager, step: int, error: Exception,

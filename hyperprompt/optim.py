@@ -22,6 +22,11 @@ def param_path(path) -> str:
     return "/".join(str(getattr(k, "key", k)) for k in path)
 
 
+def flat_paths(tree) -> dict[str, object]:
+    """{'/'-joined path: leaf} of a parameter tree."""
+    return {param_path(p): leaf for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
 # Every parameter outside the task conditioner (the T5 backbone).
 BACKBONE = r"(?!conditioner/).*"
 

@@ -18,7 +18,7 @@ from hyperprompt.convert import sources
 from hyperprompt.convert.hf_mapping import TRANSPOSE, hf_config_for, hf_parameter_map
 from hyperprompt.errors import UsageError
 from hyperprompt.models.configs import T5Config
-from hyperprompt.optim import param_path
+from hyperprompt.optim import flat_paths, param_path
 
 # Parameters of a task-conditioning method: kept at their initialisation when absent.
 METHOD_PREFIX = "conditioner/"
@@ -93,7 +93,7 @@ def export_hf(params: Any, config: T5Config, directory: str) -> str:
 
     if config.scan_layers:
         params = unscan_params(params, config)
-    flat = {param_path(p): v for p, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+    flat = flat_paths(params)
     state = {}
     for hf_name, ours, how in hf_parameter_map(config):
         value = np.asarray(jax.device_get(flat[ours]), np.float32)

@@ -25,7 +25,7 @@ import numpy as np
 from hyperprompt.convert.hf_mapping import TRANSPOSE, hf_config_mismatches, hf_parameter_map
 from hyperprompt.errors import UsageError
 from hyperprompt.models.configs import T5Config
-from hyperprompt.optim import param_path
+from hyperprompt.optim import flat_paths
 
 FORMATS = ("hf", "t5x", "t5x_orbax", "hyperprompt")
 
@@ -229,13 +229,9 @@ def _latest_orbax_step(path: str) -> str:
 
 
 def _eager(tree: dict, config: T5Config) -> dict[str, Tensor]:
-    flat = {param_path(p): np.asarray(v) for p, v in _tree_leaves(tree)}
+    flat = {k: np.asarray(v) for k, v in flat_paths(tree).items()}
     return unscan_view({k: Tensor(v.shape, functools.partial(lambda a: a, v))
                         for k, v in flat.items()}, config)
-
-
-def _tree_leaves(tree):
-    return jax.tree_util.tree_flatten_with_path(tree)[0]
 
 
 def read_t5x_orbax(path: str, config: T5Config) -> dict[str, Tensor]:
