@@ -15,6 +15,16 @@ from hyperprompt.models.configs import T5Config  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(os.path.dirname(REPO_ROOT), "shared", "fixtures")
+T5X_CHECKPOINT = os.path.join(FIXTURES, "t5x_legacy_t5_1_1_tiny", "checkpoint_3")
+
+
+@pytest.fixture
+def t5x_checkpoint() -> str:
+    """The checkpoint written by t5x itself in ../shared/fixtures (CI lays shared/ beside the
+    clone; a user's clone without it skips only the tests that read it)."""
+    if not os.path.isdir(T5X_CHECKPOINT):
+        pytest.skip(f"../shared/fixtures is not beside this checkout ({T5X_CHECKPOINT})")
+    return T5X_CHECKPOINT
 
 
 @pytest.fixture

@@ -23,18 +23,15 @@ from hyperprompt.models.layout import scan_params
 from hyperprompt.models.t5 import Transformer
 from hyperprompt.optim import param_path
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FIXTURE = os.path.join(os.path.dirname(REPO), "shared", "fixtures", "t5x_legacy_t5_1_1_tiny",
-                       "checkpoint_3")
 # The fixture's dims (its README): T5 1.1, emb 4, 2 heads of 2, mlp 8, 2+2 layers.
 FIXTURE_CONFIG = T5Config(vocab_size=32128, emb_dim=4, num_heads=2, head_dim=2, mlp_dim=8,
                           num_encoder_layers=2, num_decoder_layers=2, relpos_num_buckets=4,
                           relpos_max_distance=8)
 
 
-def raw_fixture_arrays() -> dict[str, np.ndarray]:
+def raw_fixture_arrays(fixture: str) -> dict[str, np.ndarray]:
     """Every array under optimizer/target, read without flax or tensorstore."""
-    with open(os.path.join(FIXTURE, "checkpoint"), "rb") as f:
+    with open(os.path.join(fixture, "checkpoint"), "rb") as f:
         tree = msgpack.unpackb(f.read(), raw=False, strict_map_key=False)
     out = {}
 
@@ -43,7 +40,7 @@ def raw_fixture_arrays() -> dict[str, np.ndarray]:
             shape, dtype, data = msgpack.unpackb(node.data, raw=False)
             out[prefix] = np.frombuffer(data, dtype=dtype).reshape(shape)
         elif "driver" in node:  # a zarr v2 folder of gzip chunks
-            out[prefix] = read_zarr(os.path.join(FIXTURE, node["kvstore"]["path"]))
+            out[prefix] = read_zarr(os.path.join(fixture, node["kvstore"]["path"]))
         else:
             for key, value in node.items():
                 walk(value, f"{prefix}/{key}" if prefix else key)
@@ -74,15 +71,10 @@ def target(config):
     return model, nn.unbox(model.init(jax.random.PRNGKey(0), 6, 4)["params"])
 
 
-needs_fixture = pytest.mark.skipif(not os.path.isdir(FIXTURE),
-                                   reason="../shared/fixtures is not beside this checkout")
-
-
-@needs_fixture
-def test_legacy_fixture_restores_every_array_exactly_and_runs():
-    raw = raw_fixture_arrays()
+def test_legacy_fixture_restores_every_array_exactly_and_runs(t5x_checkpoint):
+    raw = raw_fixture_arrays(t5x_checkpoint)
     model, empty = target(FIXTURE_CONFIG)
-    params = load_pretrained(FIXTURE, "t5x", FIXTURE_CONFIG, empty)
+    params = load_pretrained(t5x_checkpoint, "t5x", FIXTURE_CONFIG, empty)
     restored = {param_path(p): np.asarray(v)
                 for p, v in jax.tree_util.tree_flatten_with_path(params)[0]}
     assert set(restored) == set(raw) and len(raw) == 52
@@ -93,22 +85,20 @@ def test_legacy_fixture_restores_every_array_exactly_and_runs():
     assert logits.shape == (1, 2, 32128) and bool(jnp.all(jnp.isfinite(logits)))
 
 
-@needs_fixture
-def test_legacy_fixture_into_a_scanned_model():
+def test_legacy_fixture_into_a_scanned_model(t5x_checkpoint):
     scanned = dataclasses.replace(FIXTURE_CONFIG, scan_layers=True)
     _, unscanned_params = target(FIXTURE_CONFIG)
-    plain = load_pretrained(FIXTURE, "t5x", FIXTURE_CONFIG, unscanned_params)
+    plain = load_pretrained(t5x_checkpoint, "t5x", FIXTURE_CONFIG, unscanned_params)
     _, scanned_target = target(scanned)
-    got = load_pretrained(FIXTURE, "t5x", scanned, scanned_target)
+    got = load_pretrained(t5x_checkpoint, "t5x", scanned, scanned_target)
     want = scan_params(plain, scanned)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
-@needs_fixture
-def test_missing_zarr_folder_and_truncated_msgpack(tmp_path):
+def test_missing_zarr_folder_and_truncated_msgpack(tmp_path, t5x_checkpoint):
     copy = tmp_path / "checkpoint_3"
-    shutil.copytree(FIXTURE, copy)
+    shutil.copytree(t5x_checkpoint, copy)
     os.chmod(copy, 0o755)
     shutil.rmtree(copy / "target.encoder.layers_1.mlp.wo.kernel")
     _, empty = target(FIXTURE_CONFIG)

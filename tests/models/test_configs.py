@@ -19,10 +19,6 @@ from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models import configs
 from hyperprompt.models.t5 import Transformer
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURE = REPO_ROOT / ".." / "shared" / "fixtures" / "t5x_legacy_t5_1_1_tiny" / "checkpoint_3"
-
-
 # Published totals: v1.0 with tied logits, v1.1 with an untied `logits_dense`.
 PUBLISHED_PARAMS = {
     "t5_small": 60_506_624,
@@ -148,10 +144,8 @@ def _t5x_shapes(checkpoint_dir: Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def test_param_names_and_shapes_match_t5x_checkpoint():
-    if not FIXTURE.is_dir():
-        pytest.skip(f"t5x fixture not found at {FIXTURE}")
-    expected = _t5x_shapes(FIXTURE)
+def test_param_names_and_shapes_match_t5x_checkpoint(t5x_checkpoint):
+    expected = _t5x_shapes(Path(t5x_checkpoint))
     cfg = configs.T5Config(vocab_size=32128, emb_dim=4, num_heads=2, head_dim=2, mlp_dim=8,
                            num_encoder_layers=2, num_decoder_layers=2,
                            mlp_activations=("gelu", "linear"), logits_via_embedding=False,
