@@ -34,6 +34,8 @@ setuptools.setup(
         "safetensors>=0.4",
         "msgpack>=1.0",
         "tensorstore>=0.1.60",
+        "scikit-learn>=1.5",
+        "scipy>=1.11",
     ],
     extras_require={
         # torch CPU 2.13.0 is the build the offline HF conversion tests run against.

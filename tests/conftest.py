@@ -16,15 +16,35 @@ from hyperprompt.models.configs import T5Config  # noqa: E402
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(os.path.dirname(REPO_ROOT), "shared", "fixtures")
 T5X_CHECKPOINT = os.path.join(FIXTURES, "t5x_legacy_t5_1_1_tiny", "checkpoint_3")
+T5_VOCAB = os.path.join(FIXTURES, "t5_vocab", "sentencepiece.model")
+
+
+def _fixture_path(path: str) -> str:
+    """A ../shared/fixtures path (CI lays shared/ beside the clone; a user's clone without it
+    skips only the tests that read it)."""
+    if not os.path.exists(path):
+        pytest.skip(f"../shared/fixtures is not beside this checkout ({path})")
+    return path
 
 
 @pytest.fixture
 def t5x_checkpoint() -> str:
-    """The checkpoint written by t5x itself in ../shared/fixtures (CI lays shared/ beside the
-    clone; a user's clone without it skips only the tests that read it)."""
-    if not os.path.isdir(T5X_CHECKPOINT):
-        pytest.skip(f"../shared/fixtures is not beside this checkout ({T5X_CHECKPOINT})")
-    return T5X_CHECKPOINT
+    """The checkpoint written by t5x itself in ../shared/fixtures."""
+    return _fixture_path(T5X_CHECKPOINT)
+
+
+@pytest.fixture
+def t5_vocab():
+    """T5's SentencePiece vocabulary (../shared/fixtures) bound as the tasks' vocabulary file."""
+    import gin
+
+    from hyperprompt.tasks import vocabulary
+
+    path = _fixture_path(T5_VOCAB)
+    with gin.unlock_config():
+        gin.bind_parameter("hyperprompt.tasks.vocabulary.sentencepiece_model_path.path", path)
+    yield vocabulary.T5Vocabulary()
+    gin.clear_config()
 
 
 @pytest.fixture
