@@ -57,6 +57,21 @@ def task_registry(name: str) -> list[str]:
     return [t.name for t in tasks]
 
 
+def eval_tasks(registry: Sequence[str], split: str) -> list[tuple[str, int]]:
+    """(eval task, task id) pairs for a split: each trained task, or the tasks that
+    evaluate it (`hyperprompt.tasks.EVALUATED_BY`, e.g. MNLI's matched/mismatched),
+    with the trained task's id; tasks without that split are left out."""
+    from hyperprompt.tasks import EVALUATED_BY
+
+    pairs = [(name, task_id) for task_id, trained in enumerate(registry)
+             for name in EVALUATED_BY.get(trained, (trained,))
+             if split in seqio.get_mixture_or_task(name).splits]
+    if not pairs:
+        raise UsageError(f"no task of {list(registry)} has a split {split!r}; choose another "
+                         f"split (e.g. 'validation').")
+    return pairs
+
+
 def save_registry(model_dir: str, tasks: Sequence[str]) -> None:
     with open(os.path.join(model_dir, REGISTRY_FILE), "w") as f:
         json.dump({"tasks": list(tasks)}, f, indent=1)
@@ -92,8 +107,10 @@ def task_dataset(task_name: str, task_id: int, split: str,
                  repeat: bool = False) -> tf.data.Dataset:
     """One task's preprocessed examples plus its `task_ids`."""
     task = seqio.get_mixture_or_task(task_name)
+    # No in-memory cache: seqio would cache the raw source only (tokenising is redone
+    # anyway), and deciding it needs TFDS split sizes that mock/custom datasets lack.
     ds = task.get_dataset(dict(feature_lengths), split=split, shuffle=shuffle, seed=seed,
-                          num_epochs=None if repeat else 1)
+                          num_epochs=None if repeat else 1, try_in_mem_cache=False)
     return _with_task_id(ds, task_id)
 
 
@@ -105,8 +122,10 @@ def train_batches(name: str, registry: Sequence[str], feature_lengths: Mapping[s
     so a restart continues the same sequence.
     """
     rates = mixture_rates(name)
+    # Only what training reads: tasks differ in their other features (labels, ids).
+    keep = lambda ex: {k: ex[k] for k in (*feature_lengths, TASK_IDS)}  # noqa: E731
     datasets = [task_dataset(t, i, "train", feature_lengths, True, seed + i, repeat=True)
-                for i, t in enumerate(registry)]
+                .map(keep) for i, t in enumerate(registry)]
     mixed = tf.data.Dataset.sample_from_datasets(datasets, weights=rates, seed=seed)
     return convert_and_batch(mixed, feature_lengths, batch_size, drop_remainder=True, skip=skip)
 

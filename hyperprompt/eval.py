@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import flax.linen as nn
@@ -16,6 +17,8 @@ from hyperprompt import data, partitioning
 from hyperprompt.errors import UsageError
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.state import restore_trained
+from hyperprompt.tasks import postprocessors
+from hyperprompt.tasks.benchmarks import benchmark_scores
 
 
 class Predictor:
@@ -33,17 +36,32 @@ class Predictor:
         return np.asarray(jax.device_get(tokens))[:n]
 
 
+@dataclasses.dataclass
+class EvalSet:
+    """One eval task's examples: raw (for postprocessing), input texts, targets, batches."""
+    examples: list[dict]
+    inputs: list[str]
+    targets: list
+    batches: list[dict[str, np.ndarray]]
+
+
 class Evaluator:
-    """Holds each task's eval batches (built once) and a jitted decoder."""
+    """Holds each eval task's batches (built once) and a jitted decoder.
+
+    Eval tasks are the registry's tasks or the ones that evaluate them with
+    their task id (`data.eval_tasks`: MNLI -> matched, mismatched, AX).
+    """
 
     def __init__(self, model: EncoderDecoderModel, registry: Sequence[str],
                  feature_lengths: Mapping[str, int], batch_size: int, mesh,
                  split: str = "validation", num_examples: int | None = 256):
         self.model, self.registry, self.mesh = model, list(registry), mesh
         self.batch_size = batch_size
-        self.tasks = [seqio.get_mixture_or_task(t) for t in self.registry]
-        self.examples = {}
-        for task_id, task in enumerate(self.tasks):
+        pairs = data.eval_tasks(self.registry, split)
+        self.tasks = [seqio.get_mixture_or_task(name) for name, _ in pairs]
+        self.sets: dict[str, EvalSet] = {}
+        self.invalid: dict[str, int] = {}  # unparsable predictions per task, last evaluation
+        for task, (_, task_id) in zip(self.tasks, pairs, strict=True):
             ds = data.task_dataset(task.name, task_id, split, feature_lengths, False, None)
             if num_examples is not None:
                 ds = ds.take(num_examples)
@@ -51,39 +69,48 @@ class Evaluator:
             if not raw:
                 raise UsageError(f"task {task.name!r} has no examples in split {split!r}; "
                                  f"choose another eval split or fix the task's data source.")
-            targets = [task.postprocess_fn(ex["targets_pretokenized"].decode(), example=ex,
-                                           is_target=True) for ex in raw]
+            targets = [_postprocess(task, ex["targets_pretokenized"].decode(), ex, True)
+                       for ex in raw]
             inputs = [ex["inputs_pretokenized"].decode() for ex in raw]
             batches = list(data.convert_and_batch(ds, feature_lengths, batch_size, False))
-            self.examples[task.name] = (inputs, targets, batches)
+            self.sets[task.name] = EvalSet(raw, inputs, targets, batches)
         eos_id = self.tasks[0].output_features["targets"].vocabulary.eos_id
         self.predict = Predictor(model, batch_size, mesh, eos_id)
 
     def inputs(self, task: seqio.Task) -> list[str]:
         """The task's eval inputs as text."""
-        return self.examples[task.name][0]
+        return self.sets[task.name].inputs
 
-    def predictions(self, params, task: seqio.Task) -> list[str]:
-        """Decoded, postprocessed predictions for the task's eval examples."""
+    def decode(self, params, task: seqio.Task) -> list[str]:
+        """The model's output text for each of the task's eval examples."""
         vocab = task.output_features["targets"].vocabulary
-        _, _, batches = self.examples[task.name]
-        out = []
-        for batch in batches:
-            out += [task.postprocess_fn(vocab.decode(row.tolist()), is_target=False)
-                    for row in self.predict(params, batch)]
-        return out
+        return [vocab.decode(row.tolist()) for batch in self.sets[task.name].batches
+                for row in self.predict(params, batch)]
+
+    def predictions(self, params, task: seqio.Task, texts: Sequence[str] | None = None) -> list:
+        """Postprocessed predictions (labels) for the task's eval examples."""
+        texts = self.decode(params, task) if texts is None else texts
+        return [_postprocess(task, text, ex, False)
+                for text, ex in zip(texts, self.sets[task.name].examples, strict=True)]
 
     def evaluate(self, params) -> dict[str, dict[str, float]]:
-        """{task: {metric: value}} over the registry."""
+        """{task: {metric: value}} over the eval tasks; counts unparsable predictions."""
         results = {}
         for task in self.tasks:
-            _, targets, _ = self.examples[task.name]
+            if not task.metric_fns:  # e.g. diagnostics scored only by the leaderboard
+                continue
             predictions = self.predictions(params, task)
+            self.invalid[task.name] = sum(map(postprocessors.is_invalid, predictions))
             metrics = {}
             for metric_fn in task.metric_fns:
-                metrics.update(metric_fn(targets, predictions))
+                metrics.update(metric_fn(self.sets[task.name].targets, predictions))
             results[task.name] = {k: float(v) for k, v in metrics.items()}
         return results
+
+
+def _postprocess(task: seqio.Task, text: str, example: Mapping, is_target: bool):
+    """The task's postprocess_fn (identity if none), given the example as seqio does."""
+    return task.postprocess_fn(text, example=example, is_target=is_target)
 
 
 def flatten_results(results: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -96,10 +123,17 @@ def average(results: Mapping[str, Mapping[str, float]]) -> float:
     return float(np.mean([np.mean(list(ms.values())) for ms in results.values()]))
 
 
+def summary(results: Mapping[str, Mapping[str, float]]) -> list[tuple[str, float]]:
+    """(label, score) rows: each benchmark's leaderboard score, else the plain average."""
+    rows = [(f"{name} score ({present}/{total} tasks)" if present < total else f"{name} score",
+             score) for name, (score, present, total) in benchmark_scores(results).items()]
+    return rows or [("average", average(results))]
+
+
 def one_line(results: Mapping[str, Mapping[str, float]]) -> str:
     parts = [f"{t}: " + ", ".join(f"{m} {v:.1f}" for m, v in ms.items())
              for t, ms in results.items()]
-    return " | ".join(parts) + f" | average {average(results):.1f}"
+    return " | ".join(parts + [f"{label} {score:.1f}" for label, score in summary(results)])
 
 
 def print_table(results: Mapping[str, Mapping[str, float]], title: str = "results") -> None:
@@ -110,7 +144,8 @@ def print_table(results: Mapping[str, Mapping[str, float]], title: str = "result
     for task, metrics in results.items():
         for metric, value in metrics.items():
             table.add_row(task, metric, f"{value:.2f}")
-    table.add_row("[b]average[/b]", "", f"[b]{average(results):.2f}[/b]")
+    for label, score in summary(results):
+        table.add_row(f"[b]{label}[/b]", "", f"[b]{score:.2f}[/b]")
     Console().print(table)
 
 

@@ -19,6 +19,7 @@ import seqio
 from hyperprompt.errors import UsageError
 from hyperprompt.eval import Evaluator, Predictor, restored_run, saved_registry
 from hyperprompt.model import EncoderDecoderModel
+from hyperprompt.tasks.submission import write_submission
 
 
 def read_inputs(path: str, default_task: str | None) -> list[tuple[str, str]]:
@@ -78,7 +79,8 @@ def infer(
 ) -> str:
     """Write predictions as JSONL ({step, task, input, prediction}); returns the output path.
 
-    Without `input_file`: MODEL_DIR/inference/<split>/<task>.jsonl for every task.
+    Without `input_file`: MODEL_DIR/inference/<split>/<task>.jsonl for every eval task,
+    and for split 'test' the GLUE/SuperGLUE leaderboard files in .../test/submission/.
     With it: MODEL_DIR/inference/<file name>.jsonl.
     """
     registry = saved_registry(model_dir)
@@ -119,13 +121,19 @@ def _predict_texts(model, params, examples, registry, lengths, batch_size, mesh)
 
 def _infer_splits(model, params, step, registry, lengths, batch_size, mesh, split,
                   num_examples, model_dir) -> str:
+    """Every eval task's predictions as JSONL; on 'test', also the leaderboard files."""
     out_dir = os.path.join(model_dir, "inference", split)
     evaluator = Evaluator(model, registry, lengths, batch_size, mesh, split, num_examples)
+    labelled = {}
     for task in evaluator.tasks:
+        texts = evaluator.decode(params, task)
         rows = [{"step": int(step), "task": task.name, "input": text, "prediction": pred}
-                for text, pred in zip(evaluator.inputs(task),
-                                      evaluator.predictions(params, task), strict=True)]
+                for text, pred in zip(evaluator.inputs(task), texts, strict=True)]
         _write(os.path.join(out_dir, f"{task.name}.jsonl"), rows)
+        labelled[task.name] = list(zip(evaluator.sets[task.name].examples,
+                                       evaluator.predictions(params, task, texts), strict=True))
+    if split == "test":
+        write_submission(labelled, os.path.join(out_dir, "submission"))
     return out_dir
 
 

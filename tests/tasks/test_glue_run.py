@@ -1,0 +1,88 @@
+"""A GLUE MTL run end to end on TFDS mock data: train, evaluate, leaderboard files."""
+
+import csv
+import warnings
+
+import pytest
+import tensorflow_datasets as tfds
+
+from hyperprompt import eval as eval_lib
+from hyperprompt.infer import infer
+from hyperprompt.model import EncoderDecoderModel
+from hyperprompt.models.configs import T5Config
+from hyperprompt.models.t5 import Transformer
+from hyperprompt.tasks import glue
+from hyperprompt.train import train
+
+LENGTHS = {"inputs": 48, "targets": 6}
+CONFIG = T5Config(vocab_size=32128, emb_dim=16, num_heads=2, num_encoder_layers=1,
+                  num_decoder_layers=1, head_dim=8, mlp_dim=32)
+EXAMPLES = 8
+# MNLI is scored by its matched and mismatched tasks; AX has no labels (test only).
+EVAL_TASKS = {"glue_cola", "glue_sst2", "glue_mrpc", "glue_qqp", "glue_stsb",
+              "glue_mnli_matched", "glue_mnli_mismatched", "glue_qnli", "glue_rte"}
+ACCURACY_TASKS = ("glue_sst2", "glue_mnli_matched", "glue_mnli_mismatched", "glue_qnli",
+                  "glue_rte")
+
+
+@pytest.fixture(scope="module")
+def glue_run(tmp_path_factory):
+    """(model, MODEL_DIR, evaluator, params, results): 2 steps of glue_mtl, then one eval."""
+    import gin
+
+    from tests.conftest import T5_VOCAB, _fixture_path
+
+    with gin.unlock_config():
+        gin.bind_parameter("hyperprompt.tasks.vocabulary.sentencepiece_model_path.path",
+                           _fixture_path(T5_VOCAB))
+    model_dir = tmp_path_factory.mktemp("glue")
+    model = EncoderDecoderModel(Transformer(CONFIG))
+    with tfds.testing.mock_data(num_examples=EXAMPLES):
+        train(model=model, model_dir=str(model_dir), train_steps=2, batch_size=8,
+              mixture_or_task_name="glue_mtl", task_feature_lengths=LENGTHS, eval_examples=0,
+              checkpoint_period=2, async_checkpointing=False)
+        with eval_lib.restored_run(model, str(model_dir), LENGTHS, 8) as (registry, mesh, _,
+                                                                        params):
+            evaluator = eval_lib.Evaluator(model, registry, LENGTHS, 8, mesh, "validation",
+                                           EXAMPLES)
+            yield model, model_dir, evaluator, params, evaluator.evaluate(params)
+    gin.clear_config()
+
+
+def test_results_have_each_tasks_leaderboard_metrics(glue_run):
+    results = glue_run[-1]
+    assert set(results) == EVAL_TASKS
+    assert set(results["glue_cola"]) == {"mcc"}
+    assert set(results["glue_mrpc"]) == set(results["glue_qqp"]) == {"f1", "accuracy"}
+    assert set(results["glue_stsb"]) == {"pearson", "spearman"}
+    assert (eval_lib.summary(results)[0][0], len(eval_lib.summary(results))) == (
+        "GLUE score (8/9 tasks)", 1)
+
+
+def test_accuracy_and_invalid_counts_equal_a_direct_count(glue_run):
+    _, _, evaluator, params, results = glue_run
+    for task in evaluator.tasks:
+        if task.name not in ACCURACY_TASKS:
+            continue
+        texts = evaluator.decode(params, task)
+        gold = [ex["targets_pretokenized"].decode() for ex in evaluator.sets[task.name].examples]
+        hits = sum(t.strip() == g for t, g in zip(texts, gold, strict=True))
+        assert results[task.name]["accuracy"] == pytest.approx(100 * hits / len(gold))
+        classes = glue.label_classes(task.name.removeprefix("glue_"))
+        assert evaluator.invalid[task.name] == sum(t.strip() not in classes for t in texts)
+
+
+def test_test_split_inference_writes_the_leaderboard_files(glue_run):
+    model, model_dir, *_ = glue_run
+    with tfds.testing.mock_data(num_examples=EXAMPLES), warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        out = infer(model=model, model_dir=str(model_dir), task_feature_lengths=LENGTHS,
+                    batch_size=8, split="test")
+    assert any("WNLI.tsv" in str(x.message) for x in w)  # not in glue_mtl, as in T5
+    files = sorted(p.name for p in (model_dir / "inference" / "test" / "submission").iterdir())
+    assert files == ["AX.tsv", "CoLA.tsv", "MNLI-m.tsv", "MNLI-mm.tsv", "MRPC.tsv", "QNLI.tsv",
+                     "QQP.tsv", "RTE.tsv", "SST-2.tsv", "STS-B.tsv"]
+    with open(f"{out}/submission/MNLI-mm.tsv") as f:
+        rows = list(csv.reader(f, delimiter="\t"))
+    assert rows[0] == ["index", "prediction"] and len(rows) == EXAMPLES + 1
+    assert {r[1] for r in rows[1:]} <= {"entailment", "neutral", "contradiction"}
