@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 
 import flax.linen as nn
@@ -164,7 +165,17 @@ def evaluate_checkpoint(
                       model_parallel) as (registry, mesh, _, params):
         evaluator = Evaluator(model, registry, task_feature_lengths, batch_size, mesh, split,
                               eval_examples)
-        return evaluator.evaluate(params)
+        results = evaluator.evaluate(params)
+        invalid = {t: n for t, n in evaluator.invalid.items() if n}
+        if invalid:
+            warnings.warn(invalid_line(invalid), stacklevel=2)
+        return results
+
+
+def invalid_line(invalid: Mapping[str, int]) -> str:
+    """One line naming the tasks with unparsable predictions."""
+    return ("predictions that name no label (counted wrong): "
+            + ", ".join(f"{task} {n}" for task, n in invalid.items()))
 
 
 @contextlib.contextmanager

@@ -40,8 +40,8 @@ class RunLog:
             f.write(json.dumps(record) + "\n")
 
     def history(self) -> dict[str, list[dict]]:
-        """{'train': [...], 'eval': [...]} without the `kind` field (for plots)."""
+        """{'train': [...], 'eval': [...], other kinds...} without the `kind` field."""
         out: dict[str, list[dict]] = {"train": [], "eval": []}
         for r in self.records:
-            out[r["kind"]].append({k: v for k, v in r.items() if k != "kind"})
+            out.setdefault(r["kind"], []).append({k: v for k, v in r.items() if k != "kind"})
         return out

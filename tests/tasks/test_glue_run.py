@@ -1,6 +1,7 @@
 """A GLUE MTL run end to end on TFDS mock data: train, evaluate, leaderboard files."""
 
 import csv
+import json
 import warnings
 
 import pytest
@@ -39,8 +40,8 @@ def glue_run(tmp_path_factory):
     model = EncoderDecoderModel(Transformer(CONFIG))
     with tfds.testing.mock_data(num_examples=EXAMPLES):
         train(model=model, model_dir=str(model_dir), train_steps=2, batch_size=8,
-              mixture_or_task_name="glue_mtl", task_feature_lengths=LENGTHS, eval_examples=0,
-              checkpoint_period=2, async_checkpointing=False)
+              mixture_or_task_name="glue_mtl", task_feature_lengths=LENGTHS, eval_period=2,
+              eval_examples=EXAMPLES, checkpoint_period=2, async_checkpointing=False)
         with eval_lib.restored_run(model, str(model_dir), LENGTHS, 8) as (registry, mesh, _,
                                                                         params):
             evaluator = eval_lib.Evaluator(model, registry, LENGTHS, 8, mesh, "validation",
@@ -70,6 +71,15 @@ def test_accuracy_and_invalid_counts_equal_a_direct_count(glue_run):
         assert results[task.name]["accuracy"] == pytest.approx(100 * hits / len(gold))
         classes = glue.label_classes(task.name.removeprefix("glue_"))
         assert evaluator.invalid[task.name] == sum(t.strip() not in classes for t in texts)
+
+
+def test_unparsable_predictions_are_in_the_eval_log(glue_run):
+    _, model_dir, evaluator, _, _ = glue_run
+    records = [json.loads(line) for line in (model_dir / "train_log.jsonl").open()]
+    (logged,) = [r for r in records if r["kind"] == "eval_invalid"]
+    assert logged["step"] == 2
+    assert {k: v for k, v in logged.items() if k.startswith("glue_")} == {
+        t: n for t, n in evaluator.invalid.items() if n}
 
 
 def test_test_split_inference_writes_the_leaderboard_files(glue_run):
