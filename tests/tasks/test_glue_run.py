@@ -3,17 +3,18 @@
 import csv
 import json
 import warnings
+from unittest import mock
 
 import pytest
 import tensorflow_datasets as tfds
 
 from hyperprompt import eval as eval_lib
+from hyperprompt import train as train_lib
 from hyperprompt.infer import infer
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models.configs import T5Config
 from hyperprompt.models.t5 import Transformer
 from hyperprompt.tasks import glue
-from hyperprompt.train import train
 
 LENGTHS = {"inputs": 48, "targets": 6}
 CONFIG = T5Config(vocab_size=32128, emb_dim=16, num_heads=2, num_encoder_layers=1,
@@ -28,7 +29,8 @@ ACCURACY_TASKS = ("glue_sst2", "glue_mnli_matched", "glue_mnli_mismatched", "glu
 
 @pytest.fixture(scope="module")
 def glue_run(tmp_path_factory):
-    """(model, MODEL_DIR, evaluator, params, results): 2 steps of glue_mtl, then one eval."""
+    """(model, MODEL_DIR, evaluator, params, results) of 2 steps of glue_mtl; the evaluator
+    is the one training built (captured), so its jitted decoder compiles once."""
     import gin
 
     from tests.conftest import T5_VOCAB, _fixture_path
@@ -38,15 +40,18 @@ def glue_run(tmp_path_factory):
                            _fixture_path(T5_VOCAB))
     model_dir = tmp_path_factory.mktemp("glue")
     model = EncoderDecoderModel(Transformer(CONFIG))
-    with tfds.testing.mock_data(num_examples=EXAMPLES):
-        train(model=model, model_dir=str(model_dir), train_steps=2, batch_size=8,
-              mixture_or_task_name="glue_mtl", task_feature_lengths=LENGTHS, eval_period=2,
-              eval_examples=EXAMPLES, checkpoint_period=2, async_checkpointing=False)
-        with eval_lib.restored_run(model, str(model_dir), LENGTHS, 8) as (registry, mesh, _,
-                                                                        params):
-            evaluator = eval_lib.Evaluator(model, registry, LENGTHS, 8, mesh, "validation",
-                                           EXAMPLES)
-            yield model, model_dir, evaluator, params, evaluator.evaluate(params)
+    built, evaluator_cls = [], eval_lib.Evaluator
+    capture = lambda *args, **kwargs: built.append(evaluator_cls(*args, **kwargs)) or \
+        built[-1]  # noqa: E731
+    with tfds.testing.mock_data(num_examples=EXAMPLES), \
+            mock.patch.object(train_lib.eval_lib, "Evaluator", capture):
+        results = train_lib.train(
+            model=model, model_dir=str(model_dir), train_steps=2, batch_size=8,
+            mixture_or_task_name="glue_mtl", task_feature_lengths=LENGTHS, eval_period=2,
+            eval_examples=EXAMPLES, checkpoint_period=2, async_checkpointing=False)
+    with tfds.testing.mock_data(num_examples=EXAMPLES), eval_lib.restored_run(
+            model, str(model_dir), LENGTHS, 8) as (_, _, _, params):
+        yield model, model_dir, built[0], params, results
     gin.clear_config()
 
 
