@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import seqio
 
+from hyperprompt import data
 from hyperprompt.errors import UsageError
 from hyperprompt.eval import Evaluator, Predictor, restored_run, saved_registry
 from hyperprompt.model import EncoderDecoderModel
@@ -133,8 +134,20 @@ def _infer_splits(model, params, step, registry, lengths, batch_size, mesh, spli
         labelled[task.name] = list(zip(evaluator.sets[task.name].examples,
                                        evaluator.predictions(params, task, texts), strict=True))
     if split == "test":
+        if any(name.startswith("glue_") for name in labelled) and "glue_wnli" not in labelled:
+            labelled["glue_wnli"] = _wnli_majority(lengths)
         write_submission(labelled, os.path.join(out_dir, "submission"))
     return out_dir
+
+
+def _wnli_majority(lengths: Mapping[str, int]) -> list[tuple[dict, int]]:
+    """WNLI test examples, all labelled 0 (not_entailment), the majority class.
+
+    T5 (and glue_mtl) does not train on WNLI; the GLUE server still wants WNLI.tsv,
+    and the majority class is what most submissions, BERT's included, send.
+    """
+    ds = data.task_dataset("glue_wnli", 0, "test", lengths, False, None)
+    return [(example, 0) for example in ds.as_numpy_iterator()]
 
 
 def _write(path: str, rows: list[dict]) -> None:
