@@ -1,8 +1,13 @@
-"""`hyperprompt train|eval|infer` with t5x's flags.
+"""`hyperprompt train|eval|infer|convert|report` with t5x's flags.
 
   hyperprompt train --gin_file=experiments/quickstart.gin --gin.MODEL_DIR="'runs/qs'"
   hyperprompt eval  --gin_file=experiments/quickstart.gin --gin.MODEL_DIR="'runs/qs'"
   hyperprompt infer --gin_file=experiments/quickstart.gin --gin.MODEL_DIR="'runs/qs'"
+  hyperprompt report --gin_file=experiments/quickstart.gin \
+    --gin_file=methods/hyperprompt_global.gin --gin.MODEL_DIR="'runs/hp'" \
+    [--compare_model_dir=runs/qs]     # attention mass and entropy -> runs/hp/report/
+  hyperprompt report --select --gin_file=experiments/quickstart.gin --gin.MODEL_DIR="'runs/qs'"
+  hyperprompt report --params [--gin_file=...]   # task-conditioning parameters per size
 
 `--gin_file` may repeat; `--gin.NAME=VALUE` binds a macro or parameter;
 `--gin_search_paths=a,b` adds folders to look for gin files in (the installed
@@ -27,7 +32,7 @@ import gin
 
 from hyperprompt.errors import Preempted, TrainingDiverged, UsageError
 
-COMMANDS = ("train", "eval", "infer", "convert")
+COMMANDS = ("train", "eval", "infer", "convert", "report")
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 EXIT_PREEMPTED = 75  # sysexits EX_TEMPFAIL: "try again" — schedulers requeue on it
@@ -52,6 +57,16 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                          choices=("hyperprompt", "hf"))
     convert.add_argument("--src", help="checkpoint to read")
     convert.add_argument("--dst", help="folder to write")
+    report = parser.add_argument_group("report", "attention mass/entropy of MODEL_DIR's latest "
+                                       "checkpoint (default), --select or --params")
+    report.add_argument("--compare_model_dir", help="a second run (e.g. vanilla) whose attention "
+                        "entropy is plotted beside MODEL_DIR's")
+    report.add_argument("--num_examples", type=int, default=100,
+                        help="eval examples per task (default 100, as the paper)")
+    report.add_argument("--select", action="store_true",
+                        help="each task's best validation step from MODEL_DIR/train_log.jsonl")
+    report.add_argument("--params", action="store_true",
+                        help="task-conditioning parameters per method at every model size")
     args, rest = parser.parse_known_args(argv)
     if args.command == "convert" and not (args.src and args.dst):
         raise UsageError("convert needs --src PATH and --dst FOLDER (and the model's --gin_file).")
@@ -62,7 +77,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
             raise UsageError(f"unrecognised argument {arg!r}; gin bindings are written "
                              f"--gin.NAME=VALUE (e.g. --gin.TRAIN_STEPS=100).")
         bindings.append(f"{match.group(1)} = {match.group(2)}")
-    if not args.gin_file:
+    if not args.gin_file and not (args.command == "report" and args.params):
         raise UsageError("no --gin_file given; start from --gin_file=experiments/quickstart.gin.")
     return args, bindings
 
@@ -146,6 +161,9 @@ def run(command: str, args: argparse.Namespace | None = None) -> None:
     from hyperprompt import infer as infer_lib
     from hyperprompt import train as train_lib
 
+    if command == "report":
+        _report(args)
+        return
     if command == "convert":
         from hyperprompt.convert import run as convert_lib
 
@@ -173,6 +191,66 @@ def run(command: str, args: argparse.Namespace | None = None) -> None:
     else:
         path = gin.get_configurable(infer_lib.infer)()
         print(f"predictions: {path}")
+
+
+def _bound(selector: str, default=None):
+    """The value gin binds to `selector` (macros resolved), else `default`."""
+    try:
+        value = gin.query_parameter(selector)
+    except ValueError:
+        return default
+    if isinstance(value, gin.config.ConfigurableReference):
+        return value.scoped_configurable_fn()
+    return value
+
+
+def _saved_model(model_dir: str):
+    """MODEL of the config.gin that `train` wrote in model_dir (replaces the gin config)."""
+    path = os.path.join(model_dir, "config.gin")
+    if not os.path.exists(path):
+        raise UsageError(f"{path} does not exist; point --compare_model_dir at a directory "
+                         f"written by `hyperprompt train`.")
+    parse_gin([path], [], [])
+    with gin.config_scope("MODEL"):  # the operative config scopes MODEL's bindings by its name
+        return _macro("MODEL").scoped_configurable_fn()
+
+
+# What `report --params` reads from gin (else the modules' defaults).
+PARAMS_SETTINGS = {
+    "hyperprompt.HyperPrompt": ("placement", "prompt_length", "bottleneck", "task_embed_dim",
+                                "layer_task_dim"),
+    "prompt_tuning.PromptTuning": ("prompt_length",),
+}
+
+
+def _report(args: argparse.Namespace) -> None:
+    """`report`: the attention report of MODEL_DIR, or --params, or --select."""
+    from hyperprompt.analysis import params as params_lib
+    from hyperprompt.analysis import report as report_lib
+    from hyperprompt.analysis import selection
+
+    if args.params:
+        hyperprompt, prompt_tuning = ({name: v for name in names
+                                       if (v := _bound(f"{method}.{name}")) is not None}
+                                      for method, names in PARAMS_SETTINGS.items())
+        num_tasks = _bound("NUM_TASKS/macro.value", params_lib.NUM_TASKS)
+        params_lib.print_table(params_lib.parameter_report(num_tasks, hyperprompt, prompt_tuning),
+                               f"task-conditioning parameters, {num_tasks} tasks")
+        return
+    model_dir = _macro("MODEL_DIR")
+    if args.select:
+        selection.print_selection(selection.select(model_dir), model_dir)
+        return
+    model = _macro("MODEL").scoped_configurable_fn()
+    settings = dict(feature_lengths=_macro("TASK_FEATURE_LENGTHS"),
+                    batch_size=_macro("BATCH_SIZE"), num_examples=args.num_examples,
+                    split=_bound("EVAL_SPLIT/macro.value", "validation"),
+                    model_parallel=_bound("MODEL_PARALLEL/macro.value", 1))
+    compare = None
+    if args.compare_model_dir:
+        compare = (_saved_model(args.compare_model_dir), args.compare_model_dir)
+    report_lib.print_summary(report_lib.attention_report(model, model_dir, compare=compare,
+                                                         **settings))
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

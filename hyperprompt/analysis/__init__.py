@@ -1,0 +1,1 @@
+"""Analyses of trained runs: attention on prompts, parameter counts, model selection."""

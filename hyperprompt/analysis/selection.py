@@ -1,0 +1,81 @@
+"""Model selection as the paper and T5: each task's best validation step.
+
+The training loop appends its periodic evaluations to MODEL_DIR/train_log.jsonl
+(`{"kind": "eval", "step": N, "eval/<task>/<metric>": value, ...}`). For every
+task the step with the highest mean of the task's metrics is chosen (the
+earliest on ties), and its metrics are reported; the benchmark average is taken
+over these per-task bests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable, Mapping
+
+from hyperprompt import checkpoints
+from hyperprompt import eval as eval_lib
+from hyperprompt.errors import UsageError
+from hyperprompt.run_log import LOG_FILE
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    results: dict[str, dict[str, float]]  # {task: {metric: value}} at the task's best step
+    steps: dict[str, int]  # {task: best step}
+
+
+def eval_records(model_dir: str) -> list[dict]:
+    """The "eval" lines of MODEL_DIR/train_log.jsonl (lines cut short by a kill skipped)."""
+    path = os.path.join(model_dir, LOG_FILE)
+    if not os.path.exists(path):
+        raise UsageError(f"{path} does not exist; point MODEL_DIR at a run written by "
+                         f"`hyperprompt train`.")
+    records = []
+    with open(path) as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return [r for r in records if r.get("kind") == "eval"]
+
+
+def per_task(record: Mapping) -> dict[str, dict[str, float]]:
+    """{task: {metric: value}} of one eval record's `eval/<task>/<metric>` keys."""
+    out: dict[str, dict[str, float]] = {}
+    for key, value in record.items():
+        if key.startswith("eval/"):
+            _, task, metric = key.split("/", 2)
+            out.setdefault(task, {})[metric] = float(value)
+    return out
+
+
+def best_steps(records: Iterable[Mapping]) -> Selection:
+    """Per task, the step whose mean metric is highest (earliest on ties)."""
+    best: dict[str, tuple[float, int, dict[str, float]]] = {}
+    for record in sorted(records, key=lambda r: r["step"]):
+        for task, metrics in per_task(record).items():
+            score = sum(metrics.values()) / len(metrics)
+            if task not in best or score > best[task][0]:
+                best[task] = (score, record["step"], metrics)
+    return Selection(results={t: b[2] for t, b in best.items()},
+                     steps={t: b[1] for t, b in best.items()})
+
+
+def select(model_dir: str) -> Selection:
+    """The per-task best steps of MODEL_DIR's logged validation evaluations."""
+    records = eval_records(model_dir)
+    if not records:
+        raise UsageError(f"{os.path.join(model_dir, LOG_FILE)} has no evaluations; train with "
+                         f"evaluation on (EVAL_PERIOD, train_lib.train.eval_examples != 0).")
+    return best_steps(records)
+
+
+def print_selection(selection: Selection, model_dir: str) -> None:
+    """The per-task bests with their average (`eval.print_table`), then each task's step."""
+    eval_lib.print_table(selection.results, title="best validation step per task")
+    for task, step in selection.steps.items():
+        kept = os.path.isdir(os.path.join(checkpoints.checkpoint_dir(model_dir), str(step)))
+        print(f"{task}: step {step} (checkpoint {'kept' if kept else 'deleted'})")

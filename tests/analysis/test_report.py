@@ -1,0 +1,89 @@
+"""`hyperprompt report` end to end on tiny HyperPrompt and vanilla runs of a few steps."""
+
+import functools
+import json
+
+import pytest
+
+from hyperprompt import cli, data
+from hyperprompt.tasks import synthetic
+
+QUICK = ["--gin_file=experiments/quickstart.gin"]
+HYPERPROMPT = "--gin_file=methods/hyperprompt_global.gin"
+SMALL = ["--gin.configs.T5Config.emb_dim=32", "--gin.configs.T5Config.mlp_dim=64",
+         "--gin.configs.T5Config.num_heads=2", "--gin.configs.T5Config.head_dim=16",
+         "--gin.BATCH_SIZE=8", "--gin.train_lib.train.eval_examples=0", "--gin.TRAIN_STEPS=1"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """(HyperPrompt-Global run, vanilla run), one training step each."""
+    root = tmp_path_factory.mktemp("runs")
+    hp, vanilla = root / "hp", root / "vanilla"
+    with pytest.MonkeyPatch.context() as patch:  # draw each split's string pool once, not
+        patch.setattr(synthetic, "letter_strings",  # per dataset (seconds for 50k strings)
+                      functools.cache(synthetic.letter_strings))
+        assert cli.main(["train", *QUICK, HYPERPROMPT, f"--gin.MODEL_DIR='{hp}'", *SMALL]) == 0
+        assert cli.main(["train", *QUICK, f"--gin.MODEL_DIR='{vanilla}'", *SMALL]) == 0
+    return hp, vanilla
+
+
+def run_cli(argv, capsys):
+    code = cli.main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err.strip().splitlines()
+
+
+def test_report_writes_plots_and_numbers(runs, capsys):
+    hp, vanilla = runs
+    code, out, _ = run_cli(["report", *QUICK, HYPERPROMPT, f"--gin.MODEL_DIR='{hp}'", *SMALL,
+                            f"--compare_model_dir={vanilla}", "--num_examples=10"], capsys)
+    assert code == 0
+    report_dir = hp / "report"
+    for name in ("attention_mass.png", "attention_entropy.png"):
+        assert (report_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert str(report_dir / name) in out
+    report = json.loads((report_dir / "report.json").read_text())
+    tasks = data.task_registry("synthetic_mtl")
+    assert report["tasks"] == tasks and report["examples_per_task"] == 10
+    for stack in ("encoder", "decoder"):  # placement 'both': prompts in both stacks
+        mass = report["attention_mass"][stack]
+        assert list(mass) == [*tasks, "average"]
+        assert all(len(v) == 2 and all(0.0 < m < 1.0 for m in v) for v in mass.values())
+    runs_ = report["attention_entropy_nats"]
+    assert list(runs_) == ["HyperPrompt-global (hp)", "Vanilla (vanilla)"]
+    assert {r["step"] for r in report["runs"].values()} == {1}
+    for by_stack in runs_.values():
+        encoder = by_stack["encoder"]
+        assert encoder["mean"] > 0 and len(encoder["per_layer_mean"]) == 2
+        assert len(encoder["per_layer_head_mean"][0]) == 2  # heads
+    # 10 examples of "<task>: <3..10 letters>" + EOS per task: the same tokens in both runs
+    assert runs_["Vanilla (vanilla)"]["encoder"]["tokens"] == \
+        runs_["HyperPrompt-global (hp)"]["encoder"]["tokens"] > 4 * 10 * 8
+
+
+def test_report_of_a_vanilla_run_names_the_problem(runs, capsys):
+    _, vanilla = runs
+    code, _, err = run_cli(["report", *QUICK, f"--gin.MODEL_DIR='{vanilla}'", *SMALL], capsys)
+    assert code == cli.EXIT_USAGE and len(err) == 1
+    assert "is a Vanilla (vanilla) run: it has no prompts, so there is no attention mass" in err[0]
+    assert "pass this one as --compare_model_dir" in err[0]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: None, "has no task_registry.json"),
+    (lambda d: data.save_registry(str(d), ["synthetic_copy"]), "no checkpoint in"),
+])
+def test_report_without_a_checkpoint(tmp_path, capsys, make, message):
+    make(tmp_path)
+    code, _, err = run_cli(["report", *QUICK, HYPERPROMPT, f"--gin.MODEL_DIR='{tmp_path}'",
+                            *SMALL], capsys)
+    assert code == cli.EXIT_USAGE and len(err) == 1 and message in err[0]
+
+
+def test_compare_dir_without_a_config(runs, tmp_path, capsys):
+    hp, _ = runs
+    code, _, err = run_cli(["report", *QUICK, HYPERPROMPT, f"--gin.MODEL_DIR='{hp}'", *SMALL,
+                            f"--compare_model_dir={tmp_path}"], capsys)
+    assert code == cli.EXIT_USAGE and len(err) == 1
+    assert f"{tmp_path}/config.gin does not exist" in err[0]
