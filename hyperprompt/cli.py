@@ -235,7 +235,7 @@ def _report(args: argparse.Namespace) -> None:
                                       for method, names in PARAMS_SETTINGS.items())
         num_tasks = _bound("NUM_TASKS/macro.value", params_lib.NUM_TASKS)
         params_lib.print_table(params_lib.parameter_report(num_tasks, hyperprompt, prompt_tuning),
-                               f"task-conditioning parameters, {num_tasks} tasks")
+                               params_lib.describe(num_tasks, hyperprompt, prompt_tuning))
         return
     model_dir = _macro("MODEL_DIR")
     if args.select:

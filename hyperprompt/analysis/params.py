@@ -26,8 +26,8 @@ NUM_TASKS = 8  # GLUE's eight tasks: what the method gin files' parameter notes 
 BACKBONE = "backbone"
 PROMPT_TUNING = "prompt_tuning"
 METHODS = tuple(f"hyperprompt_{v}" for v in VARIANTS) + (PROMPT_TUNING,)
-HEADERS = {**{f"hyperprompt_{v}": f"HyperPrompt-{v.capitalize()}" for v in VARIANTS},
-           PROMPT_TUNING: "Prompt Tuning"}
+HEADERS = {**{f"hyperprompt_{v}": f"HyperPrompt\n{v.capitalize()}" for v in VARIANTS},
+           PROMPT_TUNING: "Prompt\nTuning"}
 
 
 def _count(tree) -> int:
@@ -61,6 +61,16 @@ def methods(config: T5Config, num_tasks: int, hyperprompt: Mapping | None = None
     return out
 
 
+def describe(num_tasks: int = NUM_TASKS, hyperprompt: Mapping | None = None,
+             prompt_tuning: Mapping | None = None) -> str:
+    """The settings the counts use, in the papers' letters (a title for the table)."""
+    built = methods(CONFIGS["t5_1_1_base"], num_tasks, hyperprompt, prompt_tuning)
+    hp, pt = built["hyperprompt_global"], built[PROMPT_TUNING]
+    return (f"task-conditioning parameters, {num_tasks} tasks: HyperPrompt l={hp.prompt_length} "
+            f"b={hp.bottleneck} t'={hp.task_embed_dim} t={hp.layer_task_dim} "
+            f"({hp.placement}), Prompt Tuning {pt.prompt_length} tokens")
+
+
 def parameter_report(num_tasks: int = NUM_TASKS, hyperprompt: Mapping | None = None,
                      prompt_tuning: Mapping | None = None,
                      configs: Mapping[str, T5Config] = CONFIGS) -> dict[str, dict[str, int]]:
@@ -84,7 +94,7 @@ def _short(n: int) -> str:
 def print_table(report: Mapping[str, Mapping[str, int]], title: str) -> None:
     """Rows: sizes; cells: the method's parameters over their % of the backbone."""
     table = Table(title=title)
-    table.add_column("size")
+    table.add_column("size", no_wrap=True)
     table.add_column("backbone", justify="right")
     for name in METHODS:
         table.add_column(HEADERS[name], justify="right")

@@ -63,7 +63,8 @@ def test_cli_reads_tasks_and_sizes_from_gin(monkeypatch, capsys):
                      "--gin_file=methods/hyperprompt_sep.gin", "--gin.HYPERPROMPT_LENGTH=8"]) == 0
     assert calls[-1] == (4, {"placement": "both", "prompt_length": 8, "bottleneck": 16,
                              "task_embed_dim": 32, "layer_task_dim": 28}, {})
-    assert "task-conditioning parameters, 4 tasks" in capsys.readouterr().out
+    assert "4 tasks: HyperPrompt l=8 b=16 t'=32 t=28 (both), Prompt Tuning 100 tokens" in \
+        " ".join(capsys.readouterr().out.split())
 
 
 def test_printed_table_has_every_size(report, capsys):
