@@ -8,7 +8,8 @@ examples of each task's eval split, and writes MODEL_DIR/report/
 Attention mass (He et al. 2022, Fig. "attention mass on hyper-prompts"): the
 softmax weight a query puts on the prompt keys, averaged over every real
 (non-padding) query token of the examples and every head of a layer.
-Entropy: of each real query token's attention distribution, per layer and head.
+Entropy: of each real query token's attention distribution, per layer and head
+(nats; a prompted run's distributions spread over the prompt keys as well).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from functools import partial
 
+import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -85,16 +88,19 @@ def collect(model: EncoderDecoderModel, params, mesh, batches: Batches) -> TaskS
     return out
 
 
-def check_has_prompts(model: EncoderDecoderModel, params, model_dir: str,
-                      feature_lengths: Mapping[str, int], batch_size: int) -> None:
-    """UsageError, before any data is run, when the model puts no prompt before any keys."""
-    shapes = {"encoder_input_tokens": (batch_size, feature_lengths["inputs"]),
-              "decoder_input_tokens": (batch_size, feature_lengths["targets"]),
-              "decoder_target_tokens": (batch_size, feature_lengths["targets"]),
-              "task_ids": (batch_size,)}
-    batch = {k: jax.ShapeDtypeStruct(s, np.int32) for k, s in shapes.items()}
-    stats = jax.eval_shape(partial(token_statistics, model), params, batch)
-    if not any("mass" in s for s in stats.values()):
+def check_has_prompts(model: EncoderDecoderModel, model_dir: str,
+                      feature_lengths: Mapping[str, int]) -> None:
+    """UsageError when the model puts no prompt before any keys (abstract: nothing runs)."""
+    def stats():
+        params = nn.unbox(model.init(jax.random.PRNGKey(0), feature_lengths["inputs"],
+                                     feature_lengths["targets"])["params"])
+        tokens = jnp.ones((1, feature_lengths["targets"]), jnp.int32)
+        batch = {"encoder_input_tokens": jnp.ones((1, feature_lengths["inputs"]), jnp.int32),
+                 "decoder_input_tokens": tokens, "decoder_target_tokens": tokens,
+                 "task_ids": jnp.zeros((1,), jnp.int32)}
+        return token_statistics(model, params, batch)
+
+    if not any("mass" in s for s in jax.eval_shape(stats).values()):
         raise UsageError(f"MODEL_DIR {model_dir!r} is a {method_label(model, model_dir)} run: "
                          f"it has no prompts, so there is no attention mass on prompts; point "
                          f"MODEL_DIR at a HyperPrompt or Prompt Tuning run and pass this one "
@@ -103,16 +109,13 @@ def check_has_prompts(model: EncoderDecoderModel, params, model_dir: str,
 
 def run_statistics(model: EncoderDecoderModel, model_dir: str,
                    feature_lengths: Mapping[str, int], batch_size: int, batches: Batches,
-                   model_parallel: int = 1, require_prompts: bool = False
-                   ) -> tuple[int, TaskStatistics]:
+                   model_parallel: int = 1) -> tuple[int, TaskStatistics]:
     """(step, statistics) of MODEL_DIR's latest checkpoint, trained on the batches' tasks."""
     with restored_run(model, model_dir, feature_lengths, batch_size,
                       model_parallel) as (registry, mesh, step, params):
         if registry != list(batches):  # the batches carry task ids of this registry
             raise UsageError(f"{model_dir!r} was trained on tasks {registry}, not "
                              f"{list(batches)}; compare runs of the same mixture.")
-        if require_prompts:
-            check_has_prompts(model, params, model_dir, feature_lengths, batch_size)
         return step, collect(model, params, mesh, batches)
 
 
@@ -154,10 +157,11 @@ def attention_report(model: EncoderDecoderModel, model_dir: str,
     """
     if num_examples < 1:
         raise UsageError(f"--num_examples={num_examples}: use at least 1 (the paper: 100).")
+    check_has_prompts(model, model_dir, feature_lengths)
     registry = saved_registry(model_dir)
     batches = eval_batches(registry, feature_lengths, batch_size, split, num_examples)
     step, stats = run_statistics(model, model_dir, feature_lengths, batch_size, batches,
-                                 model_parallel, require_prompts=True)
+                                 model_parallel)
     label = method_label(model, model_dir)
     entropies = {label: pooled_entropy(stats)}
     runs = {label: {"model_dir": model_dir, "step": step}}

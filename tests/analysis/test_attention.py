@@ -47,10 +47,11 @@ class Run(NamedTuple):
 
 def run(conditioner, cfg=CONFIG, params=None):
     model = EncoderDecoderModel(Transformer(cfg, conditioner))
-    if params is None:
-        params = jax.jit(lambda: nn.unbox(model.init(jax.random.PRNGKey(0), 5, 3)["params"]))()
-        # larger prompts: masses far from 0 and 1
-        params["conditioner"]["prompts"] = params["conditioner"]["prompts"] * 50
+    if params is None:  # random normal parameters of the model's shapes: no init to compile
+        shapes = jax.eval_shape(lambda: nn.unbox(model.init(jax.random.PRNGKey(0), 5, 3)))
+        rng = np.random.default_rng(0)
+        params = jax.tree.map(lambda x: rng.normal(0, 0.5, x.shape).astype(np.float32),
+                              shapes["params"])
 
     def forward(p):
         _, state = model.module.apply(

@@ -9,22 +9,26 @@ from hyperprompt import cli, data
 from hyperprompt.tasks import synthetic
 
 QUICK = ["--gin_file=experiments/quickstart.gin"]
-HYPERPROMPT = "--gin_file=methods/hyperprompt_global.gin"
+HYPERPROMPT = ["--gin_file=methods/hyperprompt_global.gin"]
 SMALL = ["--gin.configs.T5Config.emb_dim=32", "--gin.configs.T5Config.mlp_dim=64",
          "--gin.configs.T5Config.num_heads=2", "--gin.configs.T5Config.head_dim=16",
-         "--gin.BATCH_SIZE=8", "--gin.train_lib.train.eval_examples=0", "--gin.TRAIN_STEPS=1"]
+         "--gin.BATCH_SIZE=8", "--gin.train_lib.train.eval_examples=0", "--gin.TRAIN_STEPS=2"]
+# The compare run may differ in depth: one layer per stack compiles faster.
+ONE_LAYER = ["--gin.configs.T5Config.num_encoder_layers=1",
+             "--gin.configs.T5Config.num_decoder_layers=1"]
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """(HyperPrompt-Global run, vanilla run), one training step each."""
+    """(HyperPrompt-Global run, one-layer vanilla run), two training steps each."""
     root = tmp_path_factory.mktemp("runs")
     hp, vanilla = root / "hp", root / "vanilla"
     with pytest.MonkeyPatch.context() as patch:  # draw each split's string pool once, not
         patch.setattr(synthetic, "letter_strings",  # per dataset (seconds for 50k strings)
                       functools.cache(synthetic.letter_strings))
-        assert cli.main(["train", *QUICK, HYPERPROMPT, f"--gin.MODEL_DIR='{hp}'", *SMALL]) == 0
-        assert cli.main(["train", *QUICK, f"--gin.MODEL_DIR='{vanilla}'", *SMALL]) == 0
+        assert cli.main(["train", *QUICK, *HYPERPROMPT, f"--gin.MODEL_DIR='{hp}'", *SMALL]) == 0
+        assert cli.main(["train", *QUICK, f"--gin.MODEL_DIR='{vanilla}'", *SMALL,
+                         *ONE_LAYER]) == 0
     return hp, vanilla
 
 
@@ -36,7 +40,7 @@ def run_cli(argv, capsys):
 
 def test_report_writes_plots_and_numbers(runs, capsys):
     hp, vanilla = runs
-    code, out, _ = run_cli(["report", *QUICK, HYPERPROMPT, f"--gin.MODEL_DIR='{hp}'", *SMALL,
+    code, out, _ = run_cli(["report", *QUICK, *HYPERPROMPT, f"--gin.MODEL_DIR='{hp}'", *SMALL,
                             f"--compare_model_dir={vanilla}", "--num_examples=10"], capsys)
     assert code == 0
     report_dir = hp / "report"
@@ -52,10 +56,10 @@ def test_report_writes_plots_and_numbers(runs, capsys):
         assert all(len(v) == 2 and all(0.0 < m < 1.0 for m in v) for v in mass.values())
     runs_ = report["attention_entropy_nats"]
     assert list(runs_) == ["HyperPrompt-global (hp)", "Vanilla (vanilla)"]
-    assert {r["step"] for r in report["runs"].values()} == {1}
-    for by_stack in runs_.values():
+    assert {r["step"] for r in report["runs"].values()} == {2}
+    for by_stack, layers in zip(runs_.values(), (2, 1), strict=True):
         encoder = by_stack["encoder"]
-        assert encoder["mean"] > 0 and len(encoder["per_layer_mean"]) == 2
+        assert encoder["mean"] > 0 and len(encoder["per_layer_mean"]) == layers
         assert len(encoder["per_layer_head_mean"][0]) == 2  # heads
     # 10 examples of "<task>: <3..10 letters>" + EOS per task: the same tokens in both runs
     assert runs_["Vanilla (vanilla)"]["encoder"]["tokens"] == \
@@ -64,7 +68,8 @@ def test_report_writes_plots_and_numbers(runs, capsys):
 
 def test_report_of_a_vanilla_run_names_the_problem(runs, capsys):
     _, vanilla = runs
-    code, _, err = run_cli(["report", *QUICK, f"--gin.MODEL_DIR='{vanilla}'", *SMALL], capsys)
+    code, _, err = run_cli(["report", *QUICK, f"--gin.MODEL_DIR='{vanilla}'", *SMALL,
+                            *ONE_LAYER], capsys)
     assert code == cli.EXIT_USAGE and len(err) == 1
     assert "is a Vanilla (vanilla) run: it has no prompts, so there is no attention mass" in err[0]
     assert "pass this one as --compare_model_dir" in err[0]
@@ -76,14 +81,14 @@ def test_report_of_a_vanilla_run_names_the_problem(runs, capsys):
 ])
 def test_report_without_a_checkpoint(tmp_path, capsys, make, message):
     make(tmp_path)
-    code, _, err = run_cli(["report", *QUICK, HYPERPROMPT, f"--gin.MODEL_DIR='{tmp_path}'",
+    code, _, err = run_cli(["report", *QUICK, *HYPERPROMPT, f"--gin.MODEL_DIR='{tmp_path}'",
                             *SMALL], capsys)
     assert code == cli.EXIT_USAGE and len(err) == 1 and message in err[0]
 
 
 def test_compare_dir_without_a_config(runs, tmp_path, capsys):
     hp, _ = runs
-    code, _, err = run_cli(["report", *QUICK, HYPERPROMPT, f"--gin.MODEL_DIR='{hp}'", *SMALL,
+    code, _, err = run_cli(["report", *QUICK, *HYPERPROMPT, f"--gin.MODEL_DIR='{hp}'", *SMALL,
                             f"--compare_model_dir={tmp_path}"], capsys)
     assert code == cli.EXIT_USAGE and len(err) == 1
     assert f"{tmp_path}/config.gin does not exist" in err[0]
