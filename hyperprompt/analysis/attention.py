@@ -11,7 +11,9 @@ not tokens. Statistics are kept per real token only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -35,34 +37,43 @@ def prompt_mass(weights: Array, num_prompt_keys: int) -> Array:
     return jnp.sum(weights[..., :num_prompt_keys], axis=-1)
 
 
-def stack_weights(intermediates: Mapping, stack: str) -> Array:
-    """A stack's self-attention weights [L, B, H, Q, K] from either sown layout."""
+def layer_statistics(weights: Array, tokens: int) -> dict[str, Array]:
+    """Weights [..., Q, K] -> {"entropy", "mass" (only with prompt keys)} [..., T] per token."""
+    queries, keys = weights.shape[-2:]
+    weights = weights[..., queries - tokens:, :]  # token queries only: [..., T, K]
+    stats = {"entropy": attention_entropy(weights)}
+    if keys > tokens:
+        stats["mass"] = prompt_mass(weights, keys - tokens)
+    return stats
+
+
+def map_layers(intermediates: Mapping, stack: str, fn: Callable[[Array], Any]) -> Any:
+    """`fn` of each layer's self-attention weights [B, H, Q, K], leaves stacked: [L, ...].
+
+    Applied layer by layer where the layers are unrolled, so no [L, B, H, Q, K]
+    tensor is built; a scanned stack sows that tensor itself (lower the batch
+    size if it does not fit).
+    """
     attention, _ = STACKS[stack]
     tree = intermediates[stack]
-    if stack in tree:  # nn.scan: one entry, layers already stacked
-        return tree[stack][attention][WEIGHTS][0]
+    if stack in tree:  # nn.scan: one entry, layers stacked on axis 0
+        return fn(tree[stack][attention][WEIGHTS][0])
     layers = sorted((k for k in tree if k.startswith("layers_")), key=lambda k: int(k[7:]))
-    return jnp.stack([tree[name][attention][WEIGHTS][0] for name in layers])
+    per_layer = [fn(tree[name][attention][WEIGHTS][0]) for name in layers]
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *per_layer)
 
 
 def token_statistics(model: EncoderDecoderModel, params, batch: Mapping[str, Array]
                      ) -> dict[str, dict[str, Array]]:
     """Per stack, per token: {"mass", "entropy"} each [L, B, H, T] (mass only with prompts).
 
-    Teacher-forced forward pass, no dropout; pad and prompt query rows included
-    (mask them with `batch[feature] > 0`). jit-able.
+    Teacher-forced forward pass, no dropout; pad query rows included (mask them
+    with `batch[feature] > 0`), prompt query rows left out. jit-able.
     """
     _, state = model.module.apply(
         {"params": params}, batch["encoder_input_tokens"], batch["decoder_input_tokens"],
         batch["decoder_target_tokens"], enable_dropout=False, task_ids=batch.get("task_ids"),
         mutable=["intermediates"])
-    out = {}
-    for stack, (_, feature) in STACKS.items():
-        weights = stack_weights(state["intermediates"], stack)  # [L, B, H, Q, K]
-        tokens = batch[feature].shape[1]
-        queries, keys = weights.shape[-2:]
-        weights = weights[..., queries - tokens:, :]  # token queries only: [L, B, H, T, K]
-        out[stack] = {"entropy": attention_entropy(weights)}
-        if keys > tokens:
-            out[stack]["mass"] = prompt_mass(weights, keys - tokens)
-    return out
+    return {stack: map_layers(state["intermediates"], stack,
+                              partial(layer_statistics, tokens=batch[feature].shape[1]))
+            for stack, (_, feature) in STACKS.items()}
