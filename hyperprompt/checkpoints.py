@@ -19,9 +19,10 @@ def checkpoint_dir(model_dir: str) -> str:
     return os.path.join(os.path.abspath(model_dir), "checkpoints")
 
 
-def make_manager(model_dir: str, keep: int = 3, async_save: bool = True
+def make_manager(model_dir: str, keep: int | None = 3, async_save: bool = True
                  ) -> ocp.CheckpointManager:
-    """A manager over MODEL_DIR/checkpoints; partially written steps are never listed."""
+    """A manager over MODEL_DIR/checkpoints keeping the latest `keep` steps (None: all);
+    partially written steps are never listed."""
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=True, enable_async_checkpointing=async_save)
     # Naming the handler lets a fresh manager read item metadata before any restore.

@@ -141,7 +141,7 @@ def train(
     eval_examples: int | None = 256,
     eval_split: str = "validation",
     checkpoint_period: int = 1000,
-    keep_checkpoints: int = 3,
+    keep_checkpoints: int | None = 3,
     log_period: int = 50,
     model_parallel: int = 1,
     seed: int = 0,

@@ -15,6 +15,8 @@ downloads.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import seqio
 import tensorflow as tf
@@ -41,8 +43,10 @@ def task_name(kind: str) -> str:
     return f"synthetic_{kind}"
 
 
-def letter_strings(split: str) -> list[str]:
-    """The split's shared pool of strings (deterministic: a fixed seed per split)."""
+@functools.cache
+def letter_strings(split: str) -> tuple[str, ...]:
+    """The split's shared pool of strings (deterministic: a fixed seed per split; drawn
+    once per process, since every task's dataset reads the same pool)."""
     rng = np.random.default_rng(SPLIT_SEEDS[split])
     lengths = rng.integers(MIN_LEN, MAX_LEN + 1, size=SPLIT_SIZES[split])
     letters = np.array(list(ALPHABET))

@@ -35,6 +35,7 @@ def test_experiment_wires_what_its_name_says(path):
         assert macro("NUM_TASKS") == len(data.task_registry(f"{benchmark}_mtl"))
         assert (macro("SCAN_LAYERS"), macro("BATCH_SIZE"), macro("EVAL_PERIOD")) == (
             True, 128, 2000)
+        assert macro("KEEP_CHECKPOINTS") is None  # every step, for per-task best selection
         with gin.config_scope(None):
             config = gin.get_configurable(configs.T5Config)()
         assert config == dataclasses.replace(configs.CONFIGS[SIZES[size]], scan_layers=True,
