@@ -175,7 +175,7 @@ def heatmap(summary: Mapping, path: str, title: str = "validation average") -> s
     scores = np.array([[np.nan if v is None else v for v in r] for r in summary["average"]])
     fig, ax = plt.subplots(figsize=(1.4 * len(col_values) + 2.2, 1.0 * len(row_values) + 1.6))
     image = ax.imshow(scores, cmap="viridis", origin="lower", aspect="auto")
-    fig.colorbar(image, ax=ax, label=title)
+    fig.colorbar(image, ax=ax, label="validation average")
     for i, j in itertools.product(range(len(row_values)), range(len(col_values))):
         score, params = summary["average"][i][j], summary["parameters"][i][j]
         text = "n/a" if score is None else f"{score:.1f}"
@@ -185,7 +185,7 @@ def heatmap(summary: Mapping, path: str, title: str = "validation average") -> s
                 color="black" if score is not None and score > np.nanmean(scores) else "white")
     ax.set(xticks=range(len(col_values)), xticklabels=col_values, xlabel=col_name,
            yticks=range(len(row_values)), yticklabels=row_values, ylabel=row_name,
-           title=f"{title} (cell: score, parameters)")
+           title=f"{title}\n(each cell: average score, HyperPrompt parameters)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -205,6 +205,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     mode.add_argument("--collect", action="store_true", help="only collect finished cells")
     parser.add_argument("--json", help="summary path (default ROOT/sweep.json)")
     parser.add_argument("--png", help="heatmap path (default ROOT/sweep.png)")
+    parser.add_argument("--title", default="validation average", help="heatmap title")
     args, rest = parser.parse_known_args(argv)
     for flag in rest:
         if not re.fullmatch(r"--gin\.[^=]+=.*", flag, re.S):
@@ -249,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
     with open(json_path, "w") as f:
         json.dump(summary, f, indent=1)
-    png_path = heatmap(summary, args.png or os.path.join(args.root, "sweep.png"))
+    png_path = heatmap(summary, args.png or os.path.join(args.root, "sweep.png"), args.title)
     print(f"summary: {json_path}\nheatmap: {png_path}")
     if failed:
         print(f"{len(failed)} cell(s) failed: {', '.join(failed)}", file=sys.stderr)
