@@ -25,9 +25,10 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 
+from hyperprompt.run_log import LOG_FILE
+
 DEFAULT_GIN_FILE = "experiments/hyperprompt_sweep.gin"
 DEFAULT_GRID = ("HYPERPROMPT_LENGTH=4,8,16,32", "HYPERPROMPT_BOTTLENECK=8,16,32,64")
-LOG_FILE = "train_log.jsonl"  # hyperprompt.run_log.LOG_FILE
 RESULTS_FILE = "results.json"  # written by `hyperprompt train` when it finishes
 
 
