@@ -43,7 +43,14 @@ def f1_and_accuracy(targets: Sequence[int], predictions: Sequence[int]) -> dict[
 
 
 def pearson_spearman(targets: Sequence[float], predictions: Sequence[float]) -> dict[str, float]:
-    """STS-B: Pearson and Spearman correlations."""
+    """STS-B: Pearson and Spearman correlations.
+
+    Constant predictions (an untrained model's) have no defined correlation; they score 0,
+    as scikit-learn's Matthews correlation does in its degenerate case, so that averages
+    stay numbers.
+    """
+    if np.ptp(predictions) == 0 or np.ptp(targets) == 0:
+        return {"pearson": 0.0, "spearman": 0.0}
     return {"pearson": 100 * scipy.stats.pearsonr(targets, predictions)[0],
             "spearman": 100 * scipy.stats.spearmanr(targets, predictions)[0]}
 

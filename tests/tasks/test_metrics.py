@@ -67,6 +67,11 @@ def test_pearson_spearman_with_ties():
     assert got["spearman"] == pytest.approx(100 * _pearson(_ranks(t), _ranks(p)))
 
 
+def test_constant_predictions_have_zero_correlation():
+    assert metrics.pearson_spearman([1.0, 2.0, 3.0], [2.0, 2.0, 2.0]) == {"pearson": 0.0,
+                                                                       "spearman": 0.0}
+
+
 def test_cb_macro_f1_over_three_classes():
     t = RNG.integers(0, 3, 120).tolist()
     p = RNG.choice([0, 1, 2, INVALID], 120).tolist()
