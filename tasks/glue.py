@@ -45,7 +45,7 @@ def label_classes(config: str) -> list[str]:
 def register() -> None:
     for config in METRICS:
         if config == "stsb":
-            text, post = text_formats.stsb_text, postprocessors.to_float
+            text, post = text_formats.stsb_text, postprocessors.stsb
         else:
             benchmark = "mnli" if config.startswith("mnli") or config == "ax" else config
             text = text_formats.glue_text(benchmark, label_classes(config))

@@ -24,8 +24,9 @@ def accuracy(targets: Sequence, predictions: Sequence) -> dict[str, float]:
 
 
 def matthews_corr(targets: Sequence[int], predictions: Sequence[int]) -> dict[str, float]:
-    """CoLA: Matthews correlation."""
-    return {"mcc": 100 * sklearn.metrics.matthews_corrcoef(targets, predictions)}
+    """CoLA: Matthews correlation, an unparsable prediction counted as the wrong class."""
+    binary = _wrong_if_invalid(targets, predictions)
+    return {"mcc": 100 * sklearn.metrics.matthews_corrcoef(targets, binary)}
 
 
 def _wrong_if_invalid(targets: Sequence[int], predictions: Sequence[int]) -> np.ndarray:

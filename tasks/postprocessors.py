@@ -32,9 +32,11 @@ def label_id(label_classes: Sequence[str]):
     return fn
 
 
-def to_float(output: Any, example: Mapping | None = None, is_target: bool = False) -> float:
-    """STS-B: the number, else INVALID (outside the 0-5 score range)."""
-    del example, is_target
+def stsb(output: Any, example: Mapping | None = None, is_target: bool = False) -> float:
+    """STS-B: the predicted number, else INVALID (outside the 0-5 range); targets: the raw
+    gold score (the leaderboard correlates against it, not the 0.2-rounded text)."""
+    if is_target:
+        return float(example["label"])
     try:
         return float(_text(output))
     except ValueError:
@@ -62,7 +64,8 @@ def _clean(text: str) -> str:
 
 
 def wsc_simple(output: Any, example: Mapping | None = None, is_target: bool = False) -> int:
-    """1 if the prediction names the example's candidate noun, else 0; targets: the label.
+    """1 if the prediction names the example's candidate noun, 0 if another, INVALID if
+    nothing; targets: the label.
 
     As T5: case and determiners are ignored, either word set may contain the
     other ("fuzzy bunny" vs "bunny"), and a possessive must match a possessive.
@@ -70,6 +73,8 @@ def wsc_simple(output: Any, example: Mapping | None = None, is_target: bool = Fa
     if is_target:
         return int(example["label"])
     referent, prediction = _clean(_text(example["targets_pretokenized"])), _clean(_text(output))
+    if not prediction:  # names nothing: neither "is" nor "is not" the candidate (as T5)
+        return INVALID
     if ("'" in prediction) != ("'" in referent):
         return 0
     predicted, candidate = set(prediction.split(" ")), set(referent.split(" "))

@@ -62,9 +62,10 @@ def real_tokens(stats: Mapping[str, Mapping[str, np.ndarray]], batch: Mapping[st
 
 def eval_batches(registry: Sequence[str], feature_lengths: Mapping[str, int],
                  batch_size: int, split: str, num_examples: int) -> Batches:
-    """Each task's first `num_examples` examples of `split` as host batches (pad rows zero)."""
+    """Each eval task's first `num_examples` examples of `split` as host batches (pad rows
+    zero), with its trained task's id (`data.eval_tasks`: GLUE's MNLI -> matched/mismatched)."""
     out: Batches = {}
-    for task_id, task in enumerate(registry):
+    for task, task_id in data.eval_tasks(registry, split):
         ds = data.task_dataset(task, task_id, split, feature_lengths, False, None)
         out[task] = [data.pad_batch(batch, batch_size)[0] for batch in data.convert_and_batch(
             ds.take(num_examples), feature_lengths, batch_size, drop_remainder=False)]
@@ -109,13 +110,15 @@ def check_has_prompts(model: EncoderDecoderModel, model_dir: str,
 
 def run_statistics(model: EncoderDecoderModel, model_dir: str,
                    feature_lengths: Mapping[str, int], batch_size: int, batches: Batches,
-                   model_parallel: int = 1) -> tuple[int, TaskStatistics]:
-    """(step, statistics) of MODEL_DIR's latest checkpoint, trained on the batches' tasks."""
+                   trained: Sequence[str], model_parallel: int = 1
+                   ) -> tuple[int, TaskStatistics]:
+    """(step, statistics) of MODEL_DIR's latest checkpoint, which must have been trained on
+    the `trained` registry (the batches carry its task ids)."""
     with restored_run(model, model_dir, feature_lengths, batch_size,
                       model_parallel) as (registry, mesh, step, params):
-        if registry != list(batches):  # the batches carry task ids of this registry
+        if registry != list(trained):
             raise UsageError(f"{model_dir!r} was trained on tasks {registry}, not "
-                             f"{list(batches)}; compare runs of the same mixture.")
+                             f"{list(trained)}; compare runs of the same mixture.")
         return step, collect(model, params, mesh, batches)
 
 
@@ -161,14 +164,14 @@ def attention_report(model: EncoderDecoderModel, model_dir: str,
     registry = saved_registry(model_dir)
     batches = eval_batches(registry, feature_lengths, batch_size, split, num_examples)
     step, stats = run_statistics(model, model_dir, feature_lengths, batch_size, batches,
-                                 model_parallel)
+                                 registry, model_parallel)
     label = method_label(model, model_dir)
     entropies = {label: pooled_entropy(stats)}
     runs = {label: {"model_dir": model_dir, "step": step}}
     if compare is not None:
         other, other_dir = compare
         other_step, other_stats = run_statistics(other, other_dir, feature_lengths, batch_size,
-                                                 batches, model_parallel)
+                                                 batches, registry, model_parallel)
         other_label = method_label(other, other_dir)
         if other_label == label:
             other_label += " [compare]"

@@ -86,3 +86,19 @@ def test_compare_dir_without_a_config(runs, tmp_path, capsys):
                             f"--compare_model_dir={tmp_path}"], capsys)
     assert code == cli.EXIT_USAGE and len(err) == 1
     assert f"{tmp_path}/config.gin does not exist" in err[0]
+
+
+def test_glue_runs_are_read_through_their_eval_tasks(t5_vocab):
+    """glue_mnli has only a train split: MNLI's matched/mismatched tasks stand in for it,
+    with MNLI's task id."""
+    import tensorflow_datasets as tfds
+
+    from hyperprompt.analysis.report import eval_batches
+
+    registry = data.task_registry("glue_mtl")
+    with tfds.testing.mock_data(num_examples=2):
+        batches = eval_batches(registry, {"inputs": 32, "targets": 6}, 8, "validation", 2)
+    assert list(batches) == [name for name, _ in data.eval_tasks(registry, "validation")]
+    for name in ("glue_mnli_matched", "glue_mnli_mismatched"):
+        (batch,) = batches[name]
+        assert batch["task_ids"][:2].tolist() == [registry.index("glue_mnli")] * 2

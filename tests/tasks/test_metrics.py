@@ -50,6 +50,14 @@ def test_accuracy_and_mcc_on_random_predictions():
     assert metrics.matthews_corr(t, p)["mcc"] == pytest.approx(100 * mcc)
 
 
+def test_mcc_counts_invalid_predictions_as_the_wrong_class():
+    t = [0, 1, 1, 0, 1, 1, 0, 1]
+    p = [0, 1, INVALID, 0, 1, INVALID, 1, 1]
+    tp, fp, fn, tn = _confusion(t, [0, 1, 0, 0, 1, 0, 1, 1])  # invalid -> 1 - target
+    mcc = (tp * tn - fp * fn) / math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    assert metrics.matthews_corr(t, p)["mcc"] == pytest.approx(100 * mcc)  # 25.8, not 40.4
+
+
 def test_f1_counts_invalid_predictions_as_wrong():
     t = RNG.integers(0, 2, 300).tolist()
     p = RNG.choice([0, 1, INVALID], 300).tolist()

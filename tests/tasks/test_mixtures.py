@@ -33,6 +33,34 @@ def test_registered_mixtures_use_the_task_sizes(suffix, temperature):
             [expected[t] for t in registry])
 
 
+def test_glue_mtl_rates_from_the_tfds_catalog_sizes():
+    # Train split sizes in the TFDS catalog (glue/*:2.0.0), none above the 2^19 cap.
+    sizes = {"glue_cola": 8551, "glue_sst2": 67349, "glue_mrpc": 3668, "glue_qqp": 363846,
+             "glue_stsb": 5749, "glue_mnli": 392702, "glue_qnli": 104743, "glue_rte": 2490}
+    total = sum(sizes.values())  # 949,098
+    registry = data.task_registry("glue_mtl")
+    assert data.mixture_rates("glue_mtl") == pytest.approx([sizes[t] / total for t in registry])
+    assert data.mixture_rates("glue_mtl_equal") == pytest.approx([1 / 8] * 8)
+
+
+def test_eval_tasks_carry_the_trained_tasks_id():
+    glue_ids = {t: i for i, t in enumerate(data.task_registry("glue_mtl"))}
+    assert data.eval_tasks(data.task_registry("glue_mtl"), "validation") == [
+        ("glue_cola", 0), ("glue_mnli_matched", 1), ("glue_mnli_mismatched", 1),
+        ("glue_mrpc", 2), ("glue_qnli", 3), ("glue_qqp", 4), ("glue_rte", 5), ("glue_sst2", 6),
+        ("glue_stsb", 7)]
+    assert glue_ids["glue_mnli"] == 1
+    test = dict(data.eval_tasks(data.task_registry("glue_mtl"), "test"))
+    assert test["glue_ax"] == test["glue_mnli_matched"] == 1
+    super_glue = data.task_registry("super_glue_mtl")
+    assert super_glue.index("super_glue_rte") == 5
+    assert super_glue.index("super_glue_wsc_simple_train") == 7
+    test = dict(data.eval_tasks(super_glue, "test"))
+    assert (test["super_glue_axb"], test["super_glue_axg"], test["super_glue_rte"]) == (5, 5, 5)
+    assert test["super_glue_wsc_simple"] == 7
+    assert "super_glue_axb" not in dict(data.eval_tasks(super_glue, "validation"))
+
+
 def test_benchmark_mixtures_hold_t5s_training_tasks():
     assert len(mixtures.MIXTURES["glue_mtl"]) == 8 and "glue_wnli" not in data.task_registry(
         "glue_mtl")

@@ -10,8 +10,9 @@ def test_label_words_and_invalid_text():
     fn = post.label_id(["entailment", "neutral", "contradiction"])
     assert [fn(b"neutral"), fn("contradiction "), fn("maybe"), fn("")] == [1, 2, INVALID,
                                                                           INVALID]
-    assert post.to_float("3.8") == pytest.approx(3.8)
-    assert post.to_float("three") == INVALID
+    assert post.stsb("3.8") == pytest.approx(3.8)
+    assert post.stsb("three") == INVALID
+    assert post.stsb("3.8", {"label": 3.72}, is_target=True) == pytest.approx(3.72)
     assert post.is_invalid(INVALID) and post.is_invalid({"value": INVALID})
     assert not post.is_invalid(0) and not post.is_invalid("text")
 
@@ -31,6 +32,8 @@ def test_multirc_and_record_targets_carry_their_groups():
     ("The Bunny", "a bunny", 1),            # case and determiners ignored
     ("Bob", "Bob's hat", 0),                # possessive only on one side
     ("Mark", "Pete", 0),
+    ("", "Pete", INVALID),                  # names nothing: not "another noun"
+    ("the", "Pete", INVALID),
 ])
 def test_simple_wsc_checks_the_named_candidate(prediction, candidate, expected):
     example = {"targets_pretokenized": candidate.encode(), "label": 1}
