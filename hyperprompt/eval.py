@@ -61,7 +61,8 @@ class Evaluator:
         pairs = data.eval_tasks(self.registry, split)
         self.tasks = [seqio.get_mixture_or_task(name) for name, _ in pairs]
         self.sets: dict[str, EvalSet] = {}
-        self.invalid: dict[str, int] = {}  # unparsable predictions per task, last evaluation
+        # Tasks with unparsable predictions in the last evaluation -> how many.
+        self.invalid: dict[str, int] = {}
         for task, (_, task_id) in zip(self.tasks, pairs, strict=True):
             ds = data.task_dataset(task.name, task_id, split, feature_lengths, False, None)
             if num_examples is not None:
@@ -70,8 +71,8 @@ class Evaluator:
             if not raw:
                 raise UsageError(f"task {task.name!r} has no examples in split {split!r}; "
                                  f"choose another eval split or fix the task's data source.")
-            targets = [_postprocess(task, ex["targets_pretokenized"].decode(), ex, True)
-                       for ex in raw]
+            targets = [task.postprocess_fn(ex["targets_pretokenized"].decode(), example=ex,
+                                           is_target=True) for ex in raw]
             inputs = [ex["inputs_pretokenized"].decode() for ex in raw]
             batches = list(data.convert_and_batch(ds, feature_lengths, batch_size, False))
             self.sets[task.name] = EvalSet(raw, inputs, targets, batches)
@@ -91,27 +92,23 @@ class Evaluator:
     def predictions(self, params, task: seqio.Task, texts: Sequence[str] | None = None) -> list:
         """Postprocessed predictions (labels) for the task's eval examples."""
         texts = self.decode(params, task) if texts is None else texts
-        return [_postprocess(task, text, ex, False)
+        return [task.postprocess_fn(text, example=ex, is_target=False)
                 for text, ex in zip(texts, self.sets[task.name].examples, strict=True)]
 
     def evaluate(self, params) -> dict[str, dict[str, float]]:
         """{task: {metric: value}} over the eval tasks; counts unparsable predictions."""
-        results = {}
+        results, self.invalid = {}, {}
         for task in self.tasks:
             if not task.metric_fns:  # e.g. diagnostics scored only by the leaderboard
                 continue
             predictions = self.predictions(params, task)
-            self.invalid[task.name] = sum(map(postprocessors.is_invalid, predictions))
+            if invalid := sum(map(postprocessors.is_invalid, predictions)):
+                self.invalid[task.name] = invalid
             metrics = {}
             for metric_fn in task.metric_fns:
                 metrics.update(metric_fn(self.sets[task.name].targets, predictions))
             results[task.name] = {k: float(v) for k, v in metrics.items()}
         return results
-
-
-def _postprocess(task: seqio.Task, text: str, example: Mapping, is_target: bool):
-    """The task's postprocess_fn (identity if none), given the example as seqio does."""
-    return task.postprocess_fn(text, example=example, is_target=is_target)
 
 
 def flatten_results(results: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -166,9 +163,8 @@ def evaluate_checkpoint(
         evaluator = Evaluator(model, registry, task_feature_lengths, batch_size, mesh, split,
                               eval_examples)
         results = evaluator.evaluate(params)
-        invalid = {t: n for t, n in evaluator.invalid.items() if n}
-        if invalid:
-            warnings.warn(invalid_line(invalid), stacklevel=2)
+        if evaluator.invalid:
+            warnings.warn(invalid_line(evaluator.invalid), stacklevel=2)
         return results
 
 

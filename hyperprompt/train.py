@@ -268,10 +268,9 @@ class _Loop:
                 self.writer.write_scalars(step, flat)
                 self.log.append("eval", step, flat)
                 bar.write(f"step {step}: " + eval_lib.one_line(results))
-                invalid = {t: n for t, n in self.evaluator.invalid.items() if n}
-                if invalid:  # counted wrong by the metrics; logged so a user can see why
-                    self.log.append("eval_invalid", step, invalid)
-                    bar.write(f"step {step}: {eval_lib.invalid_line(invalid)}")
+                if self.evaluator.invalid:  # counted wrong; logged so a user can see why
+                    self.log.append("eval_invalid", step, self.evaluator.invalid)
+                    bar.write(f"step {step}: {eval_lib.invalid_line(self.evaluator.invalid)}")
             if step % checkpoint_period == 0 or step == train_steps:
                 self.check_finite(*pending)
                 self.save(step, state, force=step == train_steps)
