@@ -39,8 +39,12 @@ EXIT_PREEMPTED = 75  # sysexits EX_TEMPFAIL: "try again" — schedulers requeue 
 
 
 def gin_root() -> str:
-    """The installed gin folder (models/, methods/, runs/, experiments/)."""
-    return str(importlib.resources.files("hyperprompt.gin"))
+    """The installed gin folder (models/, methods/, runs/, benchmarks/, experiments/).
+
+    Plain data inside the package, not a package itself: a top-level `gin/` package would
+    shadow gin-config for any script run from the checkout.
+    """
+    return str(importlib.resources.files("hyperprompt") / "gin")
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
