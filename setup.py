@@ -12,11 +12,12 @@ setuptools.setup(
     python_requires=">=3.10",
     packages=(
         setuptools.find_packages(include=["hyperprompt", "hyperprompt.*"])
-        + ["hyperprompt.tasks", "hyperprompt.gin"]
+        + ["hyperprompt.tasks"]
     ),
-    package_dir={"hyperprompt.tasks": "tasks", "hyperprompt.gin": "gin"},
-    package_data={"hyperprompt.gin": ["*.gin", "*/*.gin", "*/*/*.gin"]},
-    include_package_data=True,
+    package_dir={"hyperprompt.tasks": "tasks"},
+    # The gin files are data inside the package (hyperprompt/gin/, no __init__.py), found
+    # from the package's own folder in editable and regular installs alike (cli.gin_root).
+    package_data={"hyperprompt": ["gin/*/*.gin"]},
     install_requires=[
         "jax>=0.10",
         "flax>=0.12",

@@ -40,8 +40,12 @@ EXIT_PREEMPTED = 75  # sysexits EX_TEMPFAIL: "try again" — schedulers requeue 
 
 
 def gin_root() -> str:
-    """The installed gin folder (models/, methods/, runs/, experiments/)."""
-    return str(importlib.resources.files("hyperprompt.gin"))
+    """The installed gin folder (models/, methods/, runs/, benchmarks/, experiments/).
+
+    Plain data inside the package, not a package itself: a top-level `gin/` package would
+    shadow gin-config for any script run from the checkout.
+    """
+    return str(importlib.resources.files("hyperprompt") / "gin")
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -113,8 +117,12 @@ def parse_gin(files: Sequence[str], bindings: Sequence[str], search_paths: Seque
     """Load gin files, then bindings; unknown names and missing files become UsageError."""
     gin.clear_config()
     roots = [gin_root(), *(p for s in search_paths for p in s.split(",") if p)]
-    for path in roots:
-        gin.add_config_file_search_path(path)
+    # These folders before the working directory (''): gin's package-path reader, tried for a
+    # relative path in the working directory, crashes when the path's first folder is a
+    # namespace package on sys.path (the checkout's benchmarks/ for a script run there).
+    gin.config._LOCATION_PREFIXES[:] = [*roots, ""]
+    # A file that exists relative to the working directory is that one.
+    files = [os.path.abspath(path) if os.path.exists(path) else path for path in files]
     for path in files:
         if not (os.path.exists(path) or any(os.path.exists(os.path.join(r, path)) for r in roots)):
             close = difflib.get_close_matches(path, _gin_files(roots), n=3)

@@ -103,13 +103,14 @@ def _with_task_id(ds: tf.data.Dataset, task_id: int) -> tf.data.Dataset:
 
 
 def task_dataset(task_name: str, task_id: int, split: str,
-                 feature_lengths: Mapping[str, int], shuffle: bool, seed: int | None,
+                 feature_lengths: Mapping[str, int] | None, shuffle: bool, seed: int | None,
                  repeat: bool = False) -> tf.data.Dataset:
-    """One task's preprocessed examples plus its `task_ids`."""
+    """One task's preprocessed examples plus its `task_ids` (untrimmed if no lengths)."""
     task = seqio.get_mixture_or_task(task_name)
     # No in-memory cache: seqio would cache the raw source only (tokenising is redone
     # anyway), and deciding it needs TFDS split sizes that mock/custom datasets lack.
-    ds = task.get_dataset(dict(feature_lengths), split=split, shuffle=shuffle, seed=seed,
+    lengths = None if feature_lengths is None else dict(feature_lengths)
+    ds = task.get_dataset(lengths, split=split, shuffle=shuffle, seed=seed,
                           num_epochs=None if repeat else 1, try_in_mem_cache=False)
     return _with_task_id(ds, task_id)
 

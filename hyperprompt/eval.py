@@ -46,11 +46,24 @@ class EvalSet:
     batches: list[dict[str, np.ndarray]]
 
 
+def eval_lengths(examples: Sequence[Mapping[str, np.ndarray]],
+                 lengths: Mapping[str, int]) -> dict[str, int]:
+    """Feature lengths that hold every example whole: each training length where the
+    longest example fits it, else the longest rounded up to a power of two (so a few
+    shapes, and compiles, cover all tasks)."""
+    longest = {key: max(len(ex[key]) for ex in examples) for key in lengths}
+    return {key: length if longest[key] <= length else 1 << (longest[key] - 1).bit_length()
+            for key, length in lengths.items()}
+
+
 class Evaluator:
     """Holds each eval task's batches (built once) and a jitted decoder.
 
     Eval tasks are the registry's tasks or the ones that evaluate them with
-    their task id (`data.eval_tasks`: MNLI -> matched, mismatched, AX).
+    their task id (`data.eval_tasks`: MNLI -> matched, mismatched, AX). Examples
+    are never truncated, as t5x evaluates (`task_feature_lengths=None`): a task
+    whose longest input or target exceeds `feature_lengths` gets longer batches
+    (`eval_lengths`); prompts are added inside the model, on top of these.
     """
 
     def __init__(self, model: EncoderDecoderModel, registry: Sequence[str],
@@ -64,7 +77,7 @@ class Evaluator:
         # Tasks with unparsable predictions in the last evaluation -> how many.
         self.invalid: dict[str, int] = {}
         for task, (_, task_id) in zip(self.tasks, pairs, strict=True):
-            ds = data.task_dataset(task.name, task_id, split, feature_lengths, False, None)
+            ds = data.task_dataset(task.name, task_id, split, None, False, None)
             if num_examples is not None:
                 ds = ds.take(num_examples)
             raw = list(ds.as_numpy_iterator())
@@ -74,7 +87,8 @@ class Evaluator:
             targets = [task.postprocess_fn(ex["targets_pretokenized"].decode(), example=ex,
                                            is_target=True) for ex in raw]
             inputs = [ex["inputs_pretokenized"].decode() for ex in raw]
-            batches = list(data.convert_and_batch(ds, feature_lengths, batch_size, False))
+            lengths = eval_lengths(raw, feature_lengths)
+            batches = list(data.convert_and_batch(ds, lengths, batch_size, False))
             self.sets[task.name] = EvalSet(raw, inputs, targets, batches)
         eos_id = self.tasks[0].output_features["targets"].vocabulary.eos_id
         self.predict = Predictor(model, batch_size, mesh, eos_id)

@@ -15,21 +15,24 @@ from collections.abc import Mapping
 
 import seqio
 
-from hyperprompt.tasks import glue, super_glue  # noqa: F401  (registers the tasks)
+from hyperprompt.tasks import dpr, glue, super_glue  # noqa: F401  (registers the tasks)
 
 EXAMPLES_CAP = 2**19
 # Training examples per task: the TFDS catalog's train split sizes; ReCoRD counts
 # one example per answer (as its text format yields them) and simple WSC only
-# its correct referents (T5's counts, t5/data/glue_utils.py).
+# its correct referents (T5's counts, t5/data/glue_utils.py). DPR: 1,322 sentences
+# (TFDS definite_pronoun_resolution; T5's rate for dpr_v001_simple).
 TRAIN_EXAMPLES = {
     "glue_cola": 8_551, "glue_sst2": 67_349, "glue_mrpc": 3_668, "glue_qqp": 363_846,
     "glue_stsb": 5_749, "glue_mnli": 392_702, "glue_qnli": 104_743, "glue_rte": 2_490,
     "super_glue_boolq": 9_427, "super_glue_cb": 250, "super_glue_copa": 400,
     "super_glue_multirc": 27_243, "super_glue_record": 138_854, "super_glue_rte": 2_490,
-    "super_glue_wic": 5_428, "super_glue_wsc_simple_train": 259,
+    "super_glue_wic": 5_428, "super_glue_wsc_simple_train": 259, dpr.TASK: 1_322,
 }
 GLUE_TASKS = [name for name in TRAIN_EXAMPLES if name.startswith("glue_")]
-SUPER_GLUE_TASKS = [name for name in TRAIN_EXAMPLES if name.startswith("super_glue_")]
+# T5's SuperGLUE mixture (super_glue_v102_proportional) also trains on DPR (tasks/dpr.py).
+SUPER_GLUE_TASKS = [name for name in TRAIN_EXAMPLES if name.startswith("super_glue_")
+                    ] + [dpr.TASK]
 MIXTURES = {
     "glue_mtl": GLUE_TASKS,
     "super_glue_mtl": SUPER_GLUE_TASKS,

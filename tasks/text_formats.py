@@ -103,6 +103,19 @@ def wsc_simple_text(correct_referent_only: bool):
     return fn
 
 
+@seqio.map_over_dataset
+def dpr_simple_text(x):
+    """T5's simple DPR, in the simple WSC format: "wsc: ... *pronoun* ..." -> the referent.
+
+    The pronoun to resolve is its first occurrence (the data's convention); as T5, the first
+    one after a space and before a space, period or comma is marked, and a sentence with
+    none stays unmarked.
+    """
+    first = tf.strings.join([" (", x["pronoun"], ")([ .,])"])
+    marked = tf.strings.regex_replace(x["sentence"], first, r" *\1*\2", replace_global=False)
+    return {"inputs": _join(["wsc:", marked]), "targets": tf.gather(x["candidates"], x["label"])}
+
+
 def record_text(ds: tf.data.Dataset) -> tf.data.Dataset:
     """ReCoRD: "record query: ... entities: a, b passage: ..." -> one example per answer.
 

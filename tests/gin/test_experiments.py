@@ -1,50 +1,113 @@
-"""Every benchmark experiment file parses and wires the size, method and mixture it names."""
+"""Experiments compose from a model, a method and a benchmark file, as t5x's do: every
+combination parses and resolves the size, method, mixture and recipe its files name,
+whatever order the three files come in."""
 
 import dataclasses
-import glob
+import itertools
 import os
+import re
 
 import gin
 import pytest
 
 from hyperprompt import cli, data
+from hyperprompt.methods.hyperprompt import HyperPrompt
 from hyperprompt.models import configs
 
-EXPERIMENTS = sorted(glob.glob(os.path.join(cli.gin_root(), "experiments", "*_mtl_*.gin")))
-SIZES = {"base": "t5_1_1_base", "large": "t5_1_1_large", "xl": "t5_1_1_xl", "xxl": "t5_1_1_xxl"}
-CONDITIONERS = {"vanilla": "Vanilla", "prompt_tuning": "PromptTuning",
-                "hyperprompt_share": "HyperPrompt", "hyperprompt_sep": "HyperPrompt",
-                "hyperprompt_global": "HyperPrompt"}
+
+def composable(folder: str) -> list[str]:
+    """The files of a gin folder a user passes (`_*.gin` are only included)."""
+    return sorted(name[:-4] for name in os.listdir(os.path.join(cli.gin_root(), folder))
+                  if name.endswith(".gin") and not name.startswith("_"))
 
 
-def test_one_file_per_benchmark_method_and_size():
-    names = {os.path.basename(p) for p in EXPERIMENTS}
-    assert names == {f"{b}_mtl_{m}_{s}.gin" for b in ("glue", "super_glue")
-                     for m in CONDITIONERS for s in SIZES}
+MODELS, METHODS, BENCHMARKS = composable("models"), composable("methods"), composable("benchmarks")
+# The dims of t5_1_1_tiny.gin's own comment; every other size is a published one.
+EXPECTED_CONFIGS = {**configs.CONFIGS, "t5_1_1_tiny": configs.T5Config(
+    vocab_size=384, emb_dim=128, num_heads=4, num_encoder_layers=2, num_decoder_layers=2,
+    head_dim=32, mlp_dim=256)}
+# Model-axis devices per size: T5 1.1's 1/1/1/4/8, and v1.0 like the v1.1 size of the
+# same parameter count (3B ~ XL, 11B ~ XXL).
+MODEL_PARALLEL = {"t5_1_1_tiny": 1, "t5_1_1_small": 1, "t5_1_1_base": 1, "t5_1_1_large": 1,
+                  "t5_1_1_xl": 4, "t5_1_1_xxl": 8, "t5_small": 1, "t5_base": 1, "t5_large": 1,
+                  "t5_3B": 4, "t5_11B": 8}
+# T5's fine-tuning recipe (Raffel et al. 2020), checkpoints every 2,000 steps (He et al.
+# 2022), packing as t5x; the network's run-time switches of the benchmark files.
+RECIPE = {"BATCH_SIZE": 128, "TRAIN_STEPS": 2**18, "LEARNING_RATE": 1e-3, "PACK": True,
+          "TASK_FEATURE_LENGTHS": {"inputs": 512, "targets": 64}, "EVAL_PERIOD": 2000,
+          "CHECKPOINT_PERIOD": 2000, "KEEP_CHECKPOINTS": None}
+NETWORK = dict(scan_layers=True, remat_policy="dots", dtype="bfloat16", dropout_rate=0.1)
 
 
-@pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
-def test_experiment_wires_what_its_name_says(path):
-    name = os.path.basename(path)[:-4]
-    benchmark = "super_glue" if name.startswith("super_glue") else "glue"
-    method, size = name[len(benchmark) + 5:].rsplit("_", 1)
-    cli.parse_gin([path], ["MODEL_DIR = '/tmp/x'", "INITIAL_CHECKPOINT_PATH = '/ckpt'"], [])
+def declared_conditioner(method: str) -> str:
+    """The configurable the method file (or a `_` file it includes) sets CONDITIONER to."""
+    def read(name: str) -> str:
+        with open(os.path.join(cli.gin_root(), name)) as f:
+            return f.read()
+
+    text = read(f"methods/{method}.gin")
+    text += "".join(map(read, re.findall(r"^include '(methods/_[^']+)'", text, re.M)))
+    return re.search(r"^CONDITIONER = @([\w.]+)\(\)", text, re.M).group(1)
+
+
+def qualified_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def resolved(files: list[str]) -> dict:
+    """What a run parsed from `files` would get."""
+    cli.parse_gin(files, ["MODEL_DIR = '/tmp/x'", "INITIAL_CHECKPOINT_PATH = '/ckpt'"], [])
     try:
-        macro = lambda n: gin.query_parameter(f"{n}/macro.value")  # noqa: E731
-        assert macro("MIXTURE_OR_TASK_NAME") == f"{benchmark}_mtl"
-        assert macro("NUM_TASKS") == len(data.task_registry(f"{benchmark}_mtl"))
-        assert (macro("SCAN_LAYERS"), macro("BATCH_SIZE"), macro("EVAL_PERIOD")) == (
-            True, 128, 2000)
-        assert macro("KEEP_CHECKPOINTS") is None  # every step, for per-task best selection
-        with gin.config_scope(None):
-            config = gin.get_configurable(configs.T5Config)()
-        assert config == dataclasses.replace(configs.CONFIGS[SIZES[size]], scan_layers=True,
-                                             remat_policy="dots", dtype="bfloat16",
-                                             dropout_rate=0.1)
-        conditioner = macro("CONDITIONER")
-        assert conditioner.selector.endswith(CONDITIONERS[method])
-        if method.startswith("hyperprompt"):
-            assert macro("HYPERPROMPT_VARIANT") == method.split("_")[1]
-        assert macro("LEARNING_RATE") == (0.3 if method == "prompt_tuning" else 1e-3)
+        macro = lambda name: gin.query_parameter(f"{name}/macro.value")  # noqa: E731
+        model = macro("MODEL").scoped_configurable_fn()
+        return {
+            "config": model.module.config,
+            "conditioner": model.module.conditioner,
+            "macros": {name: macro(name) for name in (*RECIPE, "MIXTURE_OR_TASK_NAME",
+                                                      "NUM_TASKS", "MODEL_PARALLEL")},
+            # What train, eval and infer pass to the mesh.
+            "model_parallel": [gin.query_parameter(f"{fn}.model_parallel")
+                               .scoped_configurable_fn()
+                               for fn in ("train", "evaluate_checkpoint", "infer")],
+        }
     finally:
         gin.clear_config()
+
+
+def check(model: str, method: str, benchmark: str, order: tuple[int, ...] = (0, 1, 2)) -> None:
+    files = [f"models/{model}.gin", f"methods/{method}.gin", f"benchmarks/{benchmark}.gin"]
+    got = resolved([files[i] for i in order])
+    assert got["config"] == dataclasses.replace(EXPECTED_CONFIGS[model], **NETWORK)
+    conditioner = got["conditioner"]
+    declared = gin.get_configurable(declared_conditioner(method))
+    assert qualified_name(type(conditioner)) == qualified_name(declared)
+    if isinstance(conditioner, HyperPrompt):
+        assert conditioner.variant == method.removeprefix("hyperprompt_")
+        assert conditioner.config == got["config"]
+    macros = got["macros"]
+    assert {name: macros[name] for name in RECIPE} == RECIPE
+    assert macros["MIXTURE_OR_TASK_NAME"] == benchmark
+    assert macros["NUM_TASKS"] == len(data.task_registry(benchmark))
+    assert macros["MODEL_PARALLEL"] == MODEL_PARALLEL[model]
+    assert got["model_parallel"] == [MODEL_PARALLEL[model]] * 3
+
+
+def test_the_files_that_compose():
+    assert set(MODELS) == set(EXPECTED_CONFIGS) == set(MODEL_PARALLEL)
+    assert BENCHMARKS == ["glue_mtl", "super_glue_mtl"]
+    assert {"vanilla", "prompt_tuning", "hyperprompt_share", "hyperprompt_sep",
+            "hyperprompt_global"} <= set(METHODS)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_method_and_benchmark_at_this_size(model):
+    for method, benchmark in itertools.product(METHODS, BENCHMARKS):
+        check(model, method, benchmark)
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))), ids=str)
+def test_any_order_of_model_method_and_benchmark(order):
+    """Each model, method and benchmark file in this order at least once: a file that
+    re-sets a macro another one owns changes the result in some order."""
+    for i, model in enumerate(MODELS):
+        check(model, METHODS[i % len(METHODS)], BENCHMARKS[i % len(BENCHMARKS)], order)

@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from hyperprompt.methods.hyperprompt import parameter_count
+
 SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "launch", "sweep.py")
 SPEC = importlib.util.spec_from_file_location("sweep", SCRIPT)
 sweep = importlib.util.module_from_spec(SPEC)
@@ -55,6 +57,24 @@ def test_dry_run_prints_the_16_default_commands(tmp_path, capsys):
 def test_bad_grid(grid, message):
     with pytest.raises(ValueError, match=message):
         sweep.parse_grid(grid)
+
+
+def test_a_composed_benchmark_sweep(tmp_path, monkeypatch):
+    """README's GLUE sweep: the model, method and benchmark files parse together and go to
+    every cell in order; HyperPrompt is counted at T5 1.1 Base with the benchmark's 8 tasks."""
+    files = [f"--gin_file={name}.gin" for name in ("models/t5_1_1_base",
+                                                    "methods/hyperprompt_global",
+                                                    "benchmarks/glue_mtl")]
+    ran = []
+    monkeypatch.setattr(sweep, "run_cell", lambda command: ran.append(command) or 0)
+    assert sweep.main(["--root", str(tmp_path), *GRID, *files,
+                       "--gin.INITIAL_CHECKPOINT_PATH='/ckpt'"]) == 0
+    assert [command[2:5] for command in ran] == [files] * 4
+    summary = json.loads((tmp_path / "sweep.json").read_text())
+    # T5 1.1 Base: d = heads x head_dim = 768, 12 layers a stack, encoder and decoder; t' 32, t 28.
+    assert summary["parameters"] == [
+        [parameter_count("global", 8, 768, 768, [12, 12], length, bottleneck, 32, 28)
+         for bottleneck in (8, 16)] for length in (4, 8)]
 
 
 def test_unknown_macro_fails_before_any_run(tmp_path, capsys, monkeypatch):

@@ -67,7 +67,9 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("contract")
     method = root / "task_prompt.gin"  # what a method's gin file holds
     method.write_text(f"from __gin__ import dynamic_registration\nimport {__name__}\n"
+                      f"from hyperprompt.models import t5\n"
                       f"CONDITIONER = @{__name__}.TaskPrompt()\n"
+                      f"t5.Transformer.conditioner = %CONDITIONER\n"
                       f"{__name__}.TaskPrompt.num_tasks = %NUM_TASKS\n")
     flags = ["--gin_file=experiments/quickstart.gin", f"--gin_file={method}", *SMALL,
              f"--gin.MODEL_DIR='{root / 'run'}'"]

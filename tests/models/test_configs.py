@@ -4,7 +4,6 @@ Counts use `jax.eval_shape`, so even the 11B model allocates nothing.
 """
 
 import dataclasses
-import importlib.resources
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import msgpack
 import pytest
 from flax import traverse_util
 
+from hyperprompt import cli
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models import configs
 from hyperprompt.models.t5 import Transformer
@@ -103,7 +103,7 @@ def clean_gin():
 
 @pytest.mark.parametrize("name", sorted(configs.CONFIGS))
 def test_gin_file_matches_config(name, clean_gin):
-    gin.add_config_file_search_path(str(importlib.resources.files("hyperprompt.gin")))
+    gin.add_config_file_search_path(cli.gin_root())
     gin.parse_config_files_and_bindings([f"models/{name}.gin"], [])
     expected = {f: getattr(configs.CONFIGS[name], f) for f in DIMENSION_FIELDS}
     parsed = gin.get_configurable(configs.T5Config)()

@@ -53,16 +53,23 @@ def test_eval_tasks_carry_the_trained_tasks_id():
     test = dict(data.eval_tasks(data.task_registry("glue_mtl"), "test"))
     assert test["glue_ax"] == test["glue_mnli_matched"] == 1
     super_glue = data.task_registry("super_glue_mtl")
-    assert super_glue.index("super_glue_rte") == 5
-    assert super_glue.index("super_glue_wsc_simple_train") == 7
+    assert super_glue.index("super_glue_rte") == 6
+    assert super_glue.index("super_glue_wsc_simple_train") == 8
     test = dict(data.eval_tasks(super_glue, "test"))
-    assert (test["super_glue_axb"], test["super_glue_axg"], test["super_glue_rte"]) == (5, 5, 5)
-    assert test["super_glue_wsc_simple"] == 7
+    assert (test["super_glue_axb"], test["super_glue_axg"], test["super_glue_rte"]) == (6, 6, 6)
+    assert test["super_glue_wsc_simple"] == 8
+    assert "dpr_simple_train" not in dict(data.eval_tasks(super_glue, "test"))
     assert "super_glue_axb" not in dict(data.eval_tasks(super_glue, "validation"))
 
 
 def test_benchmark_mixtures_hold_t5s_training_tasks():
     assert len(mixtures.MIXTURES["glue_mtl"]) == 8 and "glue_wnli" not in data.task_registry(
         "glue_mtl")
-    assert "super_glue_wsc_simple_train" in data.task_registry("super_glue_mtl")
-    assert len(data.task_registry("glue_super_glue_mtl")) == 16
+    # T5's SuperGLUE training tasks: its super_glue_v102_proportional less the tasks of
+    # rate 0 (simple WSC's eval copy, AX-b, AX-g), with DPR at its 1,322 examples.
+    assert sorted(data.task_registry("super_glue_mtl")) == [
+        "dpr_simple_train", "super_glue_boolq", "super_glue_cb", "super_glue_copa",
+        "super_glue_multirc", "super_glue_record", "super_glue_rte", "super_glue_wic",
+        "super_glue_wsc_simple_train"]
+    assert mixtures.TRAIN_EXAMPLES["dpr_simple_train"] == 1_322
+    assert len(data.task_registry("glue_super_glue_mtl")) == 17

@@ -4,6 +4,8 @@ Hand-made examples go in through `tfds.testing.mock_data(as_dataset_fn=...)`;
 the expected strings are T5's text formats written out by hand.
 """
 
+import re
+
 import numpy as np
 import pytest
 import seqio
@@ -48,6 +50,9 @@ RAW = {
     "super_glue/wsc.fixed": {**WSC, "label": 1},
     "super_glue/axb": {"sentence1": "S1.", "sentence2": "S2.", "label": -1, "idx": 10},
     "super_glue/axg": {"premise": "P.", "hypothesis": "H.", "label": -1, "idx": 11},
+    # T5's own example of its simple DPR format (t5.data.preprocessors).
+    "definite_pronoun_resolution": {"sentence": "Bob asked Tom if he can lend some money.",
+                                    "pronoun": "he", "candidates": ["Bob", "Tom"], "label": 1},
 }
 
 # (task, split) -> [(inputs, targets)] in T5's format.
@@ -88,6 +93,7 @@ EXPECTED = {
     ("super_glue_wsc_simple", "validation"): [
         ("wsc: Mark told Pete many lies about himself , which Pete included in *his* book .",
          "Pete")],
+    ("dpr_simple_train", "train"): [("wsc: Bob asked Tom if *he* can lend some money.", "Tom")],
     ("super_glue_axb", "test"): [("rte hypothesis: S2. premise: S1.", "<unk>")],
     ("super_glue_axg", "test"): [("rte hypothesis: H. premise: P.", "<unk>")],
 }
@@ -115,7 +121,8 @@ def _tensors(example: dict, stsb: bool) -> dict:
 
 def _as_dataset(examples: dict):
     def as_dataset_fn(builder, split, **kwargs):
-        name = f"{builder.name}/{builder.builder_config.name}"
+        config = builder.builder_config
+        name = f"{builder.name}/{config.name}" if config else builder.name
         return tf.data.Dataset.from_tensors(_tensors(examples[name], "stsb" in name))
     return as_dataset_fn
 
@@ -144,6 +151,25 @@ def test_simple_wsc_trains_on_correct_referents_only(t5_vocab):
     assert len(_pipeline("super_glue_wsc_simple", "validation", wrong)) == 1
 
 
+@pytest.mark.parametrize("sentence,marked", [
+    # The first occurrence after a space and before a space, period or comma.
+    ("Ann told Sue that she saw her, then she left.", "Ann told Sue that *she* saw her,"),
+    ("Ann thanked Sue because Tom praised her.", "because Tom praised *her*."),
+    ("Ann met Sue; her car was there.", "Ann met Sue; *her* car"),
+    # None there (T5 leaves the sentence as it is).
+    ("Ann thanked Sue, for her?", "Ann thanked Sue, for her?"),
+])
+def test_simple_dpr_marks_the_first_pronoun(sentence, marked, t5_vocab):
+    pronoun = re.findall(r"\b(she|her)\b", sentence)[0]
+    example = {"sentence": sentence, "pronoun": pronoun, "candidates": ["Ann", "Sue"],
+               "label": 0}
+    (row,) = _pipeline("dpr_simple_train", "train",
+                       {**RAW, "definite_pronoun_resolution": example})
+    assert marked in row["inputs_pretokenized"].decode()
+    assert row["inputs_pretokenized"].decode().count("*") == (0 if "?" in sentence else 2)
+    assert row["targets_pretokenized"] == b"Ann"
+
+
 def test_ids_for_grouping_pass_through(t5_vocab):
     (multirc,) = _pipeline("super_glue_multirc", "validation")
     assert (multirc["idx_paragraph"], multirc["idx_question"], multirc["idx_answer"]) == (3, 4, 5)
@@ -156,7 +182,7 @@ def test_ids_for_grouping_pass_through(t5_vocab):
 
 
 BENCHMARK_TASKS = sorted(name for name in seqio.TaskRegistry.names()
-                         if name.startswith(("glue_", "super_glue_")))
+                         if name.startswith(("glue_", "super_glue_", "dpr_")))
 
 
 def test_every_task_split_runs_on_random_mock_data(t5_vocab):

@@ -1,1 +1,0 @@
-"""Gin files: models/, methods/, runs/, experiments/ (the CLI searches this folder)."""
