@@ -37,6 +37,9 @@ RECIPE = {"BATCH_SIZE": 128, "TRAIN_STEPS": 2**18, "LEARNING_RATE": 1e-3, "PACK"
           "TASK_FEATURE_LENGTHS": {"inputs": 512, "targets": 64}, "EVAL_PERIOD": 2000,
           "CHECKPOINT_PERIOD": 2000, "KEEP_CHECKPOINTS": None}
 NETWORK = dict(scan_layers=True, remat_policy="dots", dtype="bfloat16", dropout_rate=0.1)
+# Groups with a rate of their own (the rest train at LEARNING_RATE): Lester et al.'s 0.3
+# for the prompts, the backbone frozen.
+METHOD_RATES = {"prompt_tuning": {"conditioner/.*": 0.3, "(?!conditioner/).*": "frozen"}}
 
 
 def declared_conditioner(method: str) -> str:
@@ -84,6 +87,9 @@ def check(model: str, method: str, benchmark: str, order: tuple[int, ...] = (0, 
     if isinstance(conditioner, HyperPrompt):
         assert conditioner.variant == method.removeprefix("hyperprompt_")
         assert conditioner.config == got["config"]
+    rates = {g.pattern: "frozen" if g.frozen else g.optimizer.get("learning_rate")
+             for g in conditioner.param_groups()}
+    assert rates == METHOD_RATES.get(method, {})
     macros = got["macros"]
     assert {name: macros[name] for name in RECIPE} == RECIPE
     assert macros["MIXTURE_OR_TASK_NAME"] == benchmark
