@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from hyperprompt import checkpoints, data, partitioning, plots
 from hyperprompt import eval as eval_lib
-from hyperprompt.convert import restore
+from hyperprompt.convert import restore, sources
 from hyperprompt.errors import Preempted, TrainingDiverged, UsageError
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.optim import make_optimizer
@@ -159,6 +159,9 @@ def train(
     """
     if nan_policy not in ("stop", "skip"):
         raise UsageError(f"nan_policy={nan_policy!r}: use 'stop' or 'skip'.")
+    if initial_checkpoint_path and os.path.exists(initial_checkpoint_path):
+        # its stored model config, before anything is compiled or written
+        sources.check_config(initial_checkpoint_path, "auto", model.module.config)
     registry = data.task_registry(mixture_or_task_name)
     check_feature_lengths(model, task_feature_lengths)
     check_num_tasks(model, registry)
