@@ -27,13 +27,11 @@ def test_readme_example_matches_transformers(tmp_path, save_hf_t5, t5_vocab, cap
     run = {}
     exec(code.replace(HUB_ID, repr(str(tmp_path)))  # the README's own code
          .replace(VOCAB, repr(t5_vocab.sentencepiece_model_file)), run)
-    inputs, batch = run["inputs"], run["batch"]
-    targets = batch["decoder_target_tokens"]
-    with torch.no_grad():
+    inputs, targets = run["inputs"], run["targets"]
+    with torch.no_grad():  # transformers shifts the labels into decoder inputs itself
         want = hf(input_ids=torch.tensor(inputs, dtype=torch.long),
                   attention_mask=torch.tensor(inputs > 0),
-                  decoder_input_ids=torch.tensor(batch["decoder_input_tokens"],
-                                                 dtype=torch.long)).logits
+                  labels=torch.tensor(targets, dtype=torch.long)).logits
         log_probs = torch.log_softmax(want, -1).numpy()
         generated = hf.generate(input_ids=torch.tensor(inputs, dtype=torch.long),
                                 attention_mask=torch.tensor(inputs > 0), do_sample=False,

@@ -35,7 +35,7 @@ HF_ACTIVATIONS = {"relu": "relu", "gelu_new": "gelu"}
 MODEL_TYPES = ("t5", "mt5")  # the same network; umt5, longt5, ... differ
 
 
-def supported_feed_forward_proj() -> list[str]:
+def _supported_feed_forward_proj() -> list[str]:
     """Every `feed_forward_proj` value the backbone computes exactly."""
     names = ["gated-gelu"] + [f"{g}{a}" for a in HF_ACTIVATIONS for g in ("", "gated-")]
     return sorted(set(names))
@@ -47,7 +47,7 @@ def _mlp_activations(feed_forward_proj: str, origin: str) -> tuple[str, ...]:
     act = "gelu_new" if feed_forward_proj == "gated-gelu" else parts[-1]
     if len(parts) > 2 or (len(parts) == 2 and not gated) or act not in HF_ACTIVATIONS:
         raise UsageError(f"{origin}: feed_forward_proj={feed_forward_proj!r} is an FFN the "
-                         f"backbone lacks; supported: {', '.join(supported_feed_forward_proj())}.")
+                         f"backbone lacks; supported: {', '.join(_supported_feed_forward_proj())}.")
     return (HF_ACTIVATIONS[act], "linear") if gated else (HF_ACTIVATIONS[act],)
 
 

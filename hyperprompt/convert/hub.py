@@ -37,9 +37,10 @@ def local_path(src: str, argument: str = "--src") -> str:
                 return folder
     except OSError as e:  # offline, unknown or gated repository, HTTP errors
         cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"cannot download {src} from the Hugging Face hub ({cause}); download "
-                         f"it elsewhere with `hf download {src} --include config.json --include "
-                         f"'*.safetensors' --local-dir {src.split('/')[1]}`, copy that folder "
-                         f"here and pass it as {argument}.") from None
+        raise UsageError(f"cannot download {src} from the Hugging Face hub ({cause}), and it "
+                         f"is no local path; download it elsewhere with `hf download {src} "
+                         f"--include config.json --include '*.safetensors' --local-dir "
+                         f"{src.split('/')[1]}`, copy that folder here and pass it as "
+                         f"{argument}.") from None
     raise UsageError(f"the Hugging Face repository {src} has no *.safetensors or "
                      f"pytorch_model*.bin weights; pass a T5 checkpoint.")
