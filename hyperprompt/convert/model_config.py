@@ -43,14 +43,12 @@ def gin_text(config: T5Config, source: str) -> str:
             f"configs.T5Config:\n{bindings}")
 
 
-def save(directory: str, config: T5Config, source: str) -> str:
-    """Write model_config.json and model.gin into `directory`; returns model.gin's path."""
+def save(directory: str, config: T5Config, source: str) -> None:
+    """Write model_config.json and model.gin into `directory`."""
     with open(os.path.join(directory, CONFIG_FILE), "w") as f:
         json.dump(function_fields(config), f, indent=1)
-    path = os.path.join(directory, GIN_FILE)
-    with open(path, "w") as f:
+    with open(os.path.join(directory, GIN_FILE), "w") as f:
         f.write(gin_text(config, source))
-    return path
 
 
 def load(directory: str) -> T5Config | None:
