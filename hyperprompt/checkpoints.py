@@ -13,6 +13,10 @@ from hyperprompt.optim import flat_paths
 
 # orbax writes a step to '<step>.orbax-checkpoint-tmp...' and renames it when complete.
 TMP_MARKER = ".orbax-checkpoint-tmp"
+# What unreadable, truncated or mismatched checkpoint files raise (tensorstore: ValueError;
+# missing files: OSError; tree mismatches: KeyError/TypeError/ValueError). Anything else
+# (out of memory, an XLA runtime error) is not about the files and propagates as it is.
+UNREADABLE = (OSError, ValueError, KeyError, TypeError)
 
 
 def checkpoint_dir(model_dir: str) -> str:
@@ -42,8 +46,8 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> tuple[int | N
     check_params_match(manager, step, target["params"])
     try:
         return step, manager.restore(step, args=ocp.args.StandardRestore(target))
-    except Exception as e:  # corrupt/truncated files raise many kinds
-        raise _unreadable(manager, step, e, resuming=True) from None
+    except UNREADABLE as e:
+        raise _unreadable(manager, step, e, resuming=True) from e
 
 
 def partial_saves(model_dir: str) -> list[str]:
@@ -58,8 +62,8 @@ def check_params_match(manager: ocp.CheckpointManager, step: int, params: Any) -
     """UsageError naming the first parameter whose path or shape differs from the checkpoint."""
     try:
         saved = manager.item_metadata(step).tree["params"]
-    except Exception as e:  # any unreadable metadata is reported the same way
-        raise _unreadable(manager, step, e) from None
+    except UNREADABLE as e:
+        raise _unreadable(manager, step, e) from e
     saved_shapes = {k: tuple(m.shape) for k, m in flat_paths(saved).items()}
     wanted = {k: tuple(x.shape) for k, x in flat_paths(params).items()}
     hint = "another model size or method? Use a new MODEL_DIR or the gin files it was trained with"
@@ -95,6 +99,6 @@ def restore_params(manager: ocp.CheckpointManager, step: int, target: Any) -> An
         restored = ocp.PyTreeCheckpointer().restore(item, args=ocp.args.PyTreeRestore(
             item={"params": target}, restore_args={"params": restore_args},
             partial_restore=True))
-    except Exception as e:  # corrupt/truncated files raise many kinds
-        raise _unreadable(manager, step, e) from None
+    except UNREADABLE as e:
+        raise _unreadable(manager, step, e) from e
     return restored["params"]

@@ -21,15 +21,16 @@ import argparse
 import difflib
 import importlib.resources
 import inspect
-import logging
 import os
 import re
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 
 import gin
 
+from hyperprompt import startup
 from hyperprompt.errors import Preempted, TrainingDiverged, UsageError
 
 COMMANDS = ("train", "eval", "infer", "convert", "report")
@@ -182,11 +183,8 @@ def run(command: str, args: argparse.Namespace | None = None) -> None:
     for name in REQUIRED_MACROS:
         _macro(name)
     if command == "train":
-        results = gin.get_configurable(train_lib.train)()
+        results = gin.get_configurable(train_lib.train)(config_text=gin.config_str())
         model_dir = _macro("MODEL_DIR")
-        os.makedirs(model_dir, exist_ok=True)
-        with open(os.path.join(model_dir, "config.gin"), "w") as f:
-            f.write(gin.operative_config_str())
         if results:
             eval_lib.print_table(results, title=f"validation after {_macro('TRAIN_STEPS')} steps")
         print(f"checkpoints: {os.path.join(model_dir, 'checkpoints')}\n"
@@ -205,7 +203,7 @@ def _bound(selector: str, default=None):
     """The value gin binds to `selector` (macros resolved), else `default`."""
     try:
         value = gin.query_parameter(selector)
-    except ValueError:
+    except (ValueError, KeyError):  # not bound, or no configurable of that name
         return default
     if isinstance(value, gin.config.ConfigurableReference):
         return value.scoped_configurable_fn()
@@ -219,16 +217,22 @@ def _saved_model(model_dir: str):
         raise UsageError(f"{path} does not exist; point --compare_model_dir at a directory "
                          f"written by `hyperprompt train`.")
     parse_gin([path], [], [])
-    with gin.config_scope("MODEL"):  # the operative config scopes MODEL's bindings by its name
-        return _macro("MODEL").scoped_configurable_fn()
+    return _macro("MODEL").scoped_configurable_fn()
 
 
-# What `report --params` reads from gin (else the modules' defaults).
-PARAMS_SETTINGS = {
-    "hyperprompt.HyperPrompt": ("placement", "prompt_length", "bottleneck", "task_embed_dim",
-                                "layer_task_dim"),
-    "prompt_tuning.PromptTuning": ("prompt_length",),
-}
+_UNBOUND = object()
+
+
+def method_settings() -> dict[str, dict]:
+    """{registered method: its fields that gin binds (macros resolved)}."""
+    from hyperprompt.methods.base import registered
+
+    settings = {}
+    for name, entry in registered().items():
+        cls = f"{entry.cls.__module__}.{entry.cls.__qualname__}"
+        bound = {field: _bound(f"{cls}.{field}", _UNBOUND) for field in entry.fields()}
+        settings[name] = {k: v for k, v in bound.items() if v is not _UNBOUND}
+    return settings
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -238,12 +242,12 @@ def _report(args: argparse.Namespace) -> None:
     from hyperprompt.analysis import selection
 
     if args.params:
-        hyperprompt, prompt_tuning = ({name: v for name in names
-                                       if (v := _bound(f"{method}.{name}")) is not None}
-                                      for method, names in PARAMS_SETTINGS.items())
+        settings = method_settings()
         num_tasks = _bound("NUM_TASKS/macro.value", params_lib.NUM_TASKS)
-        params_lib.print_table(params_lib.parameter_report(num_tasks, hyperprompt, prompt_tuning),
-                               params_lib.describe(num_tasks, hyperprompt, prompt_tuning))
+        labels = {name: method.label() for name, method in params_lib.methods(
+            params_lib.CONFIGS["t5_1_1_base"], num_tasks, settings).items()}
+        params_lib.print_table(params_lib.parameter_report(num_tasks, settings),
+                               params_lib.describe(num_tasks, settings), labels)
         return
     model_dir = _macro("MODEL_DIR")
     if args.select:
@@ -270,7 +274,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.getLogger().addFilter(lambda r: not r.getMessage().startswith("Path not found"))
+    startup.quiet_start()
     try:
         args, bindings = parse_args(sys.argv[1:] if argv is None else argv)
         parse_gin(args.gin_file, bindings, args.gin_search_paths)
@@ -278,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _show_warning
             run(args.command, args)
     except UsageError as e:  # gin appends "In call to configurable ..." lines: keep line one
+        if startup.debugging():  # the cause's traceback (e.g. the OSError behind a write)
+            traceback.print_exc()
         print(f"hyperprompt: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except TrainingDiverged as e:

@@ -15,12 +15,24 @@ from hyperprompt.errors import UsageError
 from hyperprompt.model import EncoderDecoderModel
 
 
+def abstract_boxed(model: EncoderDecoderModel, feature_lengths: Mapping[str, int],
+                   seed: int = 0):
+    """The parameters as shapes, boxed with their logical axis names (nothing allocated)."""
+    rng = jax.random.PRNGKey(seed)
+    return jax.eval_shape(lambda: model.init(rng, feature_lengths["inputs"],
+                                             feature_lengths["targets"])["params"])
+
+
 def init_state(model: EncoderDecoderModel, tx: optax.GradientTransformation,
-               feature_lengths: Mapping[str, int], mesh, seed: int):
-    """Sharded {step, params, opt_state}: parameters placed by their logical axes."""
+               feature_lengths: Mapping[str, int], mesh, seed: int, boxed=None):
+    """Sharded {step, params, opt_state}: parameters placed by their logical axes.
+
+    `boxed`: `abstract_boxed(model, feature_lengths, seed)` when the caller has it.
+    """
     rng = jax.random.PRNGKey(seed)
     enc_len, dec_len = feature_lengths["inputs"], feature_lengths["targets"]
-    boxed = jax.eval_shape(lambda: model.init(rng, enc_len, dec_len)["params"])
+    if boxed is None:
+        boxed = abstract_boxed(model, feature_lengths, seed)
     shardings = partitioning.param_shardings(boxed, mesh)
     params = jax.jit(lambda: nn.unbox(model.init(rng, enc_len, dec_len)["params"]),
                      out_shardings=shardings)()
@@ -29,15 +41,11 @@ def init_state(model: EncoderDecoderModel, tx: optax.GradientTransformation,
     return {"step": step, "params": params, "opt_state": opt_state}
 
 
-
 def abstract_params(model: EncoderDecoderModel, feature_lengths: Mapping[str, int], mesh):
     """ShapeDtypeStructs of the parameters, each with its NamedSharding (no allocation)."""
-    def init():
-        return model.init(jax.random.PRNGKey(0), feature_lengths["inputs"],
-                          feature_lengths["targets"])["params"]
-
-    shardings = partitioning.param_shardings(jax.eval_shape(init), mesh)
-    shapes = jax.eval_shape(lambda: nn.unbox(init()))  # unbox inside the trace
+    shardings = partitioning.param_shardings(abstract_boxed(model, feature_lengths), mesh)
+    shapes = jax.eval_shape(lambda: nn.unbox(model.init(  # unbox inside the trace
+        jax.random.PRNGKey(0), feature_lengths["inputs"], feature_lengths["targets"])["params"]))
     return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                         shapes, shardings)
 

@@ -6,10 +6,11 @@ the function is usable without gin.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import flax.linen as nn
 import jax
@@ -22,12 +23,16 @@ from tqdm import tqdm
 from hyperprompt import checkpoints, data, partitioning, plots
 from hyperprompt import eval as eval_lib
 from hyperprompt.convert import restore, sources
+from hyperprompt.convert.optimizer_state import load_t5x_adafactor_state
 from hyperprompt.errors import Preempted, TrainingDiverged, UsageError
+from hyperprompt.methods.base import Conditioner, conditioner_of
 from hyperprompt.model import EncoderDecoderModel
-from hyperprompt.optim import make_optimizer
+from hyperprompt.optim import layer_axes, make_optimizer
 from hyperprompt.preemption import PreemptionGuard
 from hyperprompt.run_log import RunLog
-from hyperprompt.state import init_state
+from hyperprompt.state import abstract_boxed, init_state
+
+CONFIG_FILE = "config.gin"
 
 
 def check_model_dir(model_dir: str) -> None:
@@ -43,24 +48,22 @@ def check_model_dir(model_dir: str) -> None:
                          f"pass --gin.MODEL_DIR=\"'a/writable/dir'\".") from None
 
 
-def check_feature_lengths(model: EncoderDecoderModel, lengths: Mapping[str, int]) -> None:
+def check_feature_lengths(conditioner: Conditioner, lengths: Mapping[str, int]) -> None:
     """Feature lengths must cover what the method needs (its `min_feature_lengths`)."""
     for key in ("inputs", "targets"):
         if key not in lengths:
             raise UsageError(f"TASK_FEATURE_LENGTHS has no {key!r}; set e.g. "
                              f"{{'inputs': 64, 'targets': 16}}.")
-    conditioner = model.module.conditioner
-    needed = getattr(conditioner, "min_feature_lengths", lambda: {})()
-    for key, minimum in needed.items():
-        if lengths[key] < minimum:
+    for key, minimum in conditioner.min_feature_lengths().items():
+        if lengths.get(key, 0) < minimum:
             raise UsageError(
-                f"TASK_FEATURE_LENGTHS[{key!r}]={lengths[key]} is shorter than the "
-                f"{type(conditioner).__name__} prompt needs ({minimum}); set it to >= {minimum}.")
+                f"TASK_FEATURE_LENGTHS[{key!r}]={lengths.get(key)} is shorter than "
+                f"{conditioner.label()} needs ({minimum}); set it to >= {minimum}.")
 
 
-def check_num_tasks(model: EncoderDecoderModel, registry: list[str]) -> None:
+def check_num_tasks(conditioner: Conditioner, registry: list[str]) -> None:
     """A method with per-task parameters must have one slot per task of the mixture."""
-    num_tasks = getattr(model.module.conditioner, "num_tasks", None)
+    num_tasks = conditioner.num_tasks
     if num_tasks is not None and len(registry) > num_tasks:
         raise UsageError(f"the mixture has {len(registry)} tasks but the method was built for "
                          f"NUM_TASKS={num_tasks}; set --gin.NUM_TASKS={len(registry)}.")
@@ -105,12 +108,35 @@ def make_train_step(model: EncoderDecoderModel, tx: optax.GradientTransformation
     return train_step
 
 
-def load_initial_params(path: str, params, config) -> dict:
-    """INITIAL_CHECKPOINT_PATH (HF, t5x, t5x orbax or ours; format detected) into `params`.
+def load_initial_state(path: str, state: dict, config, optimizer_state: bool = True) -> dict:
+    """INITIAL_CHECKPOINT_PATH (HF, t5x, t5x orbax or ours; format detected) into the
+    state's params; with `optimizer_state`, a t5x checkpoint's Adafactor state too.
 
     Method parameters the checkpoint lacks keep their initialisation.
     """
-    return restore.load_pretrained(path, "auto", config, params)
+    state = {**state, "params": restore.load_pretrained(path, "auto", config, state["params"])}
+    if optimizer_state:
+        state["opt_state"], step = load_t5x_adafactor_state(path, state["opt_state"])
+        if step is not None:
+            tqdm.write(f"Adafactor continues {path}'s state at step {step}, as t5x fine-tuning "
+                       f"does (RESTORE_OPTIMIZER_STATE = False starts it afresh)")
+    return state
+
+
+def init_method_from_backbone(conditioner: Conditioner, params, seed: int):
+    """Parameters with the method's part re-initialised from the backbone as it stands
+    (`Conditioner.init_from_backbone`), placed as before."""
+    if "conditioner" not in params:
+        return params
+    rng = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
+
+    def reinit(params):
+        backbone = {k: v for k, v in params.items() if k != "conditioner"}
+        return {**params, "conditioner": conditioner.init_from_backbone(
+            params["conditioner"], backbone, rng)}
+
+    shardings = jax.tree.map(lambda x: x.sharding, params)
+    return jax.jit(reinit, out_shardings=shardings)(params)
 
 
 def check_nonempty(registry: list[str], split: str, feature_lengths: Mapping[str, int]) -> None:
@@ -122,9 +148,14 @@ def check_nonempty(registry: list[str], split: str, feature_lengths: Mapping[str
                              f"source or leave it out of MIXTURE_OR_TASK_NAME.")
 
 
-def _disk_error(model_dir: str, error: OSError) -> UsageError:
-    return UsageError(f"cannot write to MODEL_DIR={model_dir!r} ({error.strerror or error}); "
-                      f"free space or point MODEL_DIR at a writable disk.")
+@contextlib.contextmanager
+def writing(model_dir: str):
+    """A write to MODEL_DIR: an OSError it raises becomes one line (chained to the cause)."""
+    try:
+        yield
+    except OSError as e:
+        raise UsageError(f"cannot write to MODEL_DIR={model_dir!r} ({e.strerror or e}); "
+                         f"free space or point MODEL_DIR at a writable disk.") from e
 
 
 def train(
@@ -135,7 +166,7 @@ def train(
     batch_size: int,
     mixture_or_task_name: str,
     task_feature_lengths: Mapping[str, int],
-    optimizer: optax.GradientTransformation | None = None,
+    optimizer: Callable[..., optax.GradientTransformation] = make_optimizer,
     initial_checkpoint_path: str | None = None,
     eval_period: int = 1000,
     eval_examples: int | None = 256,
@@ -148,10 +179,17 @@ def train(
     async_checkpointing: bool = True,
     nan_policy: str = "stop",
     debug_nan_step: int | None = None,
+    config_text: str | None = None,
+    restore_optimizer_state: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Train, evaluating every `eval_period` steps; returns the final per-task metrics.
 
-    `eval_examples` examples per task are decoded (None: the whole split; 0: no eval).
+    `optimizer(groups=..., layer_axes=...)` builds the optax transformation from the
+    method's parameter groups (`optim.make_optimizer`, bound by gin). `eval_examples`
+    examples per task are decoded (None: the whole split; 0: no eval). `config_text` (the
+    run's gin config) is written to MODEL_DIR/config.gin once the inputs are checked.
+    `restore_optimizer_state`: a new run from a t5x INITIAL_CHECKPOINT_PATH continues its
+    Adafactor state and step, as t5x fine-tuning does (convert/optimizer_state.py).
 
     Raises Preempted after checkpointing when SIGTERM/SIGINT arrives, and
     TrainingDiverged on a non-finite loss with nan_policy='stop' ('skip' drops
@@ -159,35 +197,46 @@ def train(
     """
     if nan_policy not in ("stop", "skip"):
         raise UsageError(f"nan_policy={nan_policy!r}: use 'stop' or 'skip'.")
+    conditioner = conditioner_of(model.module)
     if initial_checkpoint_path and os.path.exists(initial_checkpoint_path):
         # its stored model config, before anything is compiled or written
         sources.check_config(initial_checkpoint_path, "auto", model.module.config)
     registry = data.task_registry(mixture_or_task_name)
-    check_feature_lengths(model, task_feature_lengths)
-    check_num_tasks(model, registry)
+    check_feature_lengths(conditioner, task_feature_lengths)
+    check_num_tasks(conditioner, registry)
     mesh = partitioning.make_mesh(model_parallel)
     partitioning.check_batch_size(batch_size, mesh)
     check_registry(model_dir, registry)
     check_nonempty(registry, "train", task_feature_lengths)
     check_model_dir(model_dir)
-    tx = optimizer or make_optimizer()
+    with writing(model_dir):
+        if config_text is not None and jax.process_index() == 0:
+            with open(os.path.join(model_dir, CONFIG_FILE), "w") as f:
+                f.write(config_text)
     for name in checkpoints.partial_saves(model_dir):
         tqdm.write(f"ignoring a partially written checkpoint (a save was killed): {name}")
 
     with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
-        state = init_state(model, tx, task_feature_lengths, mesh, seed)
-        manager = checkpoints.make_manager(model_dir, keep_checkpoints, async_checkpointing)
-        writer = metric_writers.SummaryWriter(os.path.join(model_dir, "tensorboard"))
+        boxed = abstract_boxed(model, task_feature_lengths, seed)
+        tx = optimizer(groups=conditioner.param_groups(), layer_axes=layer_axes(boxed))
+        state = init_state(model, tx, task_feature_lengths, mesh, seed, boxed)
+        with writing(model_dir):
+            manager = checkpoints.make_manager(model_dir, keep_checkpoints, async_checkpointing)
+            writer = metric_writers.SummaryWriter(os.path.join(model_dir, "tensorboard"))
         try:
             start, state = checkpoints.restore_latest(manager, state)
             start = start or 0
             if start:
                 tqdm.write(f"resuming from checkpoint step {start} in "
                            f"{checkpoints.checkpoint_dir(model_dir)}")
-            if start == 0 and initial_checkpoint_path:
-                state["params"] = load_initial_params(initial_checkpoint_path, state["params"],
-                                                      model.module.config)
-            data.save_registry(model_dir, registry)
+            else:
+                if initial_checkpoint_path:
+                    state = load_initial_state(initial_checkpoint_path, state,
+                                               model.module.config, restore_optimizer_state)
+                state["params"] = init_method_from_backbone(conditioner, state["params"], seed)
+            with writing(model_dir):
+                data.save_registry(model_dir, registry)
+                log = RunLog(model_dir, start)
             use_dropout = model.module.config.dropout_rate > 0
             step_fn = jax.jit(make_train_step(model, tx, seed + 1, use_dropout, debug_nan_step),
                               donate_argnums=0)
@@ -197,21 +246,20 @@ def train(
                                                mesh, eval_split, eval_examples)
             batches = data.train_batches(mixture_or_task_name, registry, task_feature_lengths,
                                          batch_size, seed, skip=start)
-            log = RunLog(model_dir, start)
             loop = _Loop(model_dir, manager, log, writer, evaluator, nan_policy)
             with PreemptionGuard() as guard:
                 state, results = loop.run(state, step_fn, batches, mesh, start, train_steps,
                                           log_period, eval_period, checkpoint_period, guard)
             if not results and evaluator:  # resumed at the end: evaluate the restored state
                 results = evaluator.evaluate(state["params"])
-        except OSError as e:
-            raise _disk_error(model_dir, e) from None
         finally:
-            manager.close()
-            writer.flush()
-    plots.training_curves(log.history(), os.path.join(model_dir, "training_curves.png"))
-    with open(os.path.join(model_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
+            with writing(model_dir):
+                manager.close()
+                writer.flush()
+    with writing(model_dir):
+        plots.training_curves(log.history(), os.path.join(model_dir, "training_curves.png"))
+        with open(os.path.join(model_dir, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
     return results
 
 
@@ -224,8 +272,17 @@ class _Loop:
         self.last_saved = manager.latest_step()
 
     def save(self, step: int, state, force: bool = False) -> None:
-        checkpoints.save(self.manager, step, state, force=force)
+        with writing(self.model_dir):
+            checkpoints.save(self.manager, step, state, force=force)
         self.last_saved = step
+
+    def record(self, kind: str, step: int, values: Mapping[str, float],
+               tensorboard: bool = True) -> None:
+        """One line of train_log.jsonl (and TensorBoard scalars)."""
+        with writing(self.model_dir):
+            if tensorboard:
+                self.writer.write_scalars(step, values)
+            self.log.append(kind, step, values)
 
     def check_finite(self, step: int, metrics, task_ids: np.ndarray) -> None:
         if float(metrics["finite"]) or self.nan_policy == "skip":
@@ -259,20 +316,17 @@ class _Loop:
                 now = time.time()
                 scalars["steps_per_sec"] = (step - last_step) / max(now - last_time, 1e-9)
                 last_time, last_step = now, step
-                self.writer.write_scalars(step, scalars)
-                self.log.append("train", step, scalars)
+                self.record("train", step, scalars)
                 bar.set_postfix(loss=f"{scalars['loss']:.3f}",
                                 steps_s=f"{scalars['steps_per_sec']:.1f}")
             bar.update(1)
             if self.evaluator and (step % eval_period == 0 or step == train_steps):
                 self.check_finite(*pending)
                 results = self.evaluator.evaluate(state["params"])
-                flat = eval_lib.flatten_results(results)
-                self.writer.write_scalars(step, flat)
-                self.log.append("eval", step, flat)
+                self.record("eval", step, eval_lib.flatten_results(results))
                 bar.write(f"step {step}: " + eval_lib.one_line(results))
                 if self.evaluator.invalid:  # counted wrong; logged so a user can see why
-                    self.log.append("eval_invalid", step, self.evaluator.invalid)
+                    self.record("eval_invalid", step, self.evaluator.invalid, tensorboard=False)
                     bar.write(f"step {step}: {eval_lib.invalid_line(self.evaluator.invalid)}")
             if step % checkpoint_period == 0 or step == train_steps:
                 self.check_finite(*pending)
@@ -281,11 +335,13 @@ class _Loop:
                 self.check_finite(*pending)
                 if self.last_saved != step:
                     self.save(step, state, force=True)
-                self.manager.wait_until_finished()
+                with writing(self.model_dir):
+                    self.manager.wait_until_finished()
                 raise Preempted(f"preempted at step {step}: checkpoint saved in "
                                 f"{checkpoints.checkpoint_dir(self.model_dir)}; rerun the same "
                                 f"command to resume.")
         if pending is not None:
             self.check_finite(*pending)
-        self.manager.wait_until_finished()
+        with writing(self.model_dir):
+            self.manager.wait_until_finished()
         return state, results

@@ -9,7 +9,7 @@ HYPERPROMPT_BOTTLENECK=8,16,32,64. Each cell trains into ROOT/<NAME>=<value>_<NA
 (a cell with results.json is done and is skipped); extra --gin_file and --gin.NAME=VALUE
 flags go to every cell. Collection reads each cell's last validation record from
 MODEL_DIR/train_log.jsonl and writes ROOT/sweep.json and ROOT/sweep.png: the average score
-per cell and, for HyperPrompt, its parameter count (`methods.hyperprompt.parameter_count`).
+per cell and the method's parameter count (its closed form, `parameter_count`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import logging
 import os
 import re
 import shlex
@@ -25,6 +24,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 
+from hyperprompt import startup
 from hyperprompt.run_log import LOG_FILE
 
 DEFAULT_GIN_FILE = "experiments/hyperprompt_sweep.gin"
@@ -115,32 +115,22 @@ def final_eval(model_dir: str) -> dict | None:
     return {"step": last["step"], "average": eval_lib.average(tasks), "tasks": tasks}
 
 
-def hyperprompt_parameters(gin_files: Sequence[str], bindings: Sequence[str],
-                           cell: Mapping[str, str]) -> int | None:
-    """HyperPrompt's parameter count (closed form) in the config the cell's command runs;
-    None for other methods. Raises UsageError for what `hyperprompt train` would reject."""
+def method_parameters(gin_files: Sequence[str], bindings: Sequence[str],
+                      cell: Mapping[str, str]) -> int:
+    """The method's parameter count (its closed form, `parameter_count`) in the config the
+    cell's command runs. Raises UsageError for what `hyperprompt train` would reject."""
     import gin
 
     from hyperprompt import cli
-    from hyperprompt.methods.hyperprompt import HyperPrompt, parameter_count
+    from hyperprompt.methods.base import conditioner_of
 
     args, gin_bindings = cli.parse_args(["train", *gin_flags(gin_files, bindings, cell, "")])
     try:
         cli.parse_gin(args.gin_file, gin_bindings, args.gin_search_paths)
-        conditioner = gin.query_parameter("CONDITIONER/macro.value")
-        method = conditioner and conditioner.scoped_configurable_fn()
+        network = gin.query_parameter("MODEL/macro.value").scoped_configurable_fn().module
     finally:
         gin.clear_config()
-    if not isinstance(method, HyperPrompt):
-        return None
-    depths = method.stack_depths()
-    if len(set(depths.values())) != 1:
-        raise ValueError(f"parameter_count needs equal encoder and decoder depths, got {depths}.")
-    config = method.config
-    return parameter_count(method.variant, method.num_tasks, config.emb_dim,
-                           config.num_heads * config.head_dim, next(iter(depths.values())),
-                           method.prompt_length, method.bottleneck, method.task_embed_dim,
-                           method.layer_task_dim, num_stacks=len(depths))
+    return conditioner_of(network).parameter_count(network.config)
 
 
 def collect(root: str, grid: Mapping[str, Sequence[str]], gin_files: Sequence[str],
@@ -154,7 +144,7 @@ def collect(root: str, grid: Mapping[str, Sequence[str]], gin_files: Sequence[st
         model_dir = cell_dir(root, cell)
         result = final_eval(model_dir) or {"step": None, "average": None, "tasks": {}}
         summary["cells"].append({**cell, "model_dir": model_dir, **result,
-                                 "parameters": hyperprompt_parameters(gin_files, bindings,
+                                 "parameters": method_parameters(gin_files, bindings,
                                                                       cell)})
     width = len(grid[cols])
     for key in ("average", "parameters"):
@@ -186,7 +176,7 @@ def heatmap(summary: Mapping, path: str, title: str = "validation average") -> s
                 color="black" if score is not None and score > np.nanmean(scores) else "white")
     ax.set(xticks=range(len(col_values)), xticklabels=col_values, xlabel=col_name,
            yticks=range(len(row_values)), yticklabels=row_values, ylabel=row_name,
-           title=f"{title}\n(each cell: average score, HyperPrompt parameters)")
+           title=f"{title}\n(each cell: average score, method parameters)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -224,11 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hyperprompt.errors import UsageError
 
     args, bindings = parse_args(sys.argv[1:] if argv is None else argv)
-    # gin logs every search path that lacks an included file; the CLI hides these too.
-    logging.getLogger().addFilter(lambda r: not r.getMessage().startswith("Path not found"))
+    startup.quiet_start()  # as the CLI: no TensorFlow start-up noise, no gin path lines
     if not args.dry_run:
         try:  # a typo in a file, macro or binding fails here, not after 16 runs
-            hyperprompt_parameters(args.gin_file, bindings, cells(args.grid)[0])
+            method_parameters(args.gin_file, bindings, cells(args.grid)[0])
         except UsageError as e:
             print(f"sweep: error: {str(e).splitlines()[0]}", file=sys.stderr)
             return 2

@@ -9,6 +9,7 @@ os.environ["XLA_FLAGS"] = (
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from hyperprompt.models.configs import T5Config  # noqa: E402
@@ -47,11 +48,70 @@ def t5_vocab():
     gin.clear_config()
 
 
+TINY = T5Config(vocab_size=64, emb_dim=16, num_heads=2, num_encoder_layers=2,
+                num_decoder_layers=2, head_dim=8, mlp_dim=32)
+
+
 @pytest.fixture
 def tiny_config() -> T5Config:
     """A 2+2-layer T5 1.1 small enough to compile in a second."""
-    return T5Config(vocab_size=64, emb_dim=16, num_heads=2, num_encoder_layers=2,
-                    num_decoder_layers=2, head_dim=8, mlp_dim=32)
+    return TINY
+
+
+@pytest.fixture(scope="module")
+def tiny_config_module() -> T5Config:
+    """`tiny_config` for module-scoped fixtures."""
+    return TINY
+
+
+class T5Adafactor:
+    """T5's Adafactor (Shazeer & Stern 2018, as t5x's adafactor.py), written from the
+    algorithm in numpy: second moments factored over the two largest dimensions when the
+    second largest is >= 128 (rows: the second largest, columns: the largest), decay
+    1 - t^-0.8, update clipping at RMS 1, steps relative to max(RMS(param), 1e-3), weight
+    decay p <- (1 - wd) p. `step` and `v` ({name: v, or (v_row, v_col) with kept dims})
+    continue a saved state."""
+
+    def __init__(self, lr, decay=0.8, param_scale=True, clip=1.0, weight_decay=0.0,
+                 step=0, v=None):
+        self.lr, self.decay, self.param_scale = lr, decay, param_scale
+        self.clip, self.weight_decay, self.t, self.v = clip, weight_decay, step, dict(v or {})
+
+    @staticmethod
+    def factored_dims(shape):
+        """(row axis, column axis), or None when not factored."""
+        dims = np.argsort(shape)
+        return (dims[-2], dims[-1]) if len(shape) >= 2 and shape[dims[-2]] >= 128 else None
+
+    def step(self, params, grads):
+        self.t += 1
+        beta = 1.0 - self.t ** -self.decay
+        out = {}
+        for name, p in params.items():
+            g = np.asarray(grads[name], np.float64)
+            g2 = g * g + 1e-30
+            if dims := self.factored_dims(p.shape):
+                row, col = dims  # v_row: mean over columns; v_col: mean over rows
+                vr, vc = self.v.get(name, (0.0, 0.0))
+                vr = beta * vr + (1 - beta) * g2.mean(axis=col, keepdims=True)
+                vc = beta * vc + (1 - beta) * g2.mean(axis=row, keepdims=True)
+                self.v[name] = (vr, vc)
+                v = vr * vc / vr.mean(axis=row, keepdims=True)
+            else:
+                v = beta * self.v.get(name, 0.0) + (1 - beta) * g2
+                self.v[name] = v
+            u = g / np.sqrt(v)
+            u /= max(1.0, np.sqrt(np.mean(u * u)) / self.clip)
+            scale = max(np.sqrt(np.mean(np.asarray(p, np.float64) ** 2)), 1e-3) \
+                if self.param_scale else 1.0
+            out[name] = (1 - self.weight_decay) * np.asarray(p, np.float64) - self.lr * scale * u
+        return out
+
+
+@pytest.fixture(scope="session")
+def t5_adafactor():
+    """The independent Adafactor reference class (`T5Adafactor`)."""
+    return T5Adafactor
 
 
 @pytest.fixture(scope="session")

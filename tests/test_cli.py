@@ -14,16 +14,21 @@ QUICK = ["--gin_file=experiments/quickstart.gin"]
 
 # A conditioner whose prompt needs 64 input positions (for the length check).
 NEEDS_LONG_INPUTS = """
-import flax.linen as nn
+from hyperprompt.methods.base import Method
 from hyperprompt.models.conditioning import Conditioning
 
 
-class NeedsLongInputs(nn.Module):
+class NeedsLongInputs(Method):
+    num_tasks = None
+
     def min_feature_lengths(self):
         return {"inputs": 64}
 
     def __call__(self, task_ids, encoder_tokens, embedder, deterministic=True):
         return Conditioning()
+
+    def parameter_count(self, config):
+        return 0
 """
 
 
@@ -75,8 +80,8 @@ def test_feature_lengths_too_short_for_the_methods_prompt(tmp_path, capsys, monk
     code, err = run_cli(["train", *QUICK, f"--gin_file={method}",
                          f"--gin.MODEL_DIR='{tmp_path / 'run'}'"], capsys)
     assert code == cli.EXIT_USAGE and len(err) == 1
-    assert "TASK_FEATURE_LENGTHS['inputs']=24 is shorter than the NeedsLongInputs prompt " \
-           "needs (64)" in err[0]
+    assert "TASK_FEATURE_LENGTHS['inputs']=24 is shorter than NeedsLongInputs needs (64)" \
+        in err[0]
     assert not os.path.exists(tmp_path / "run")
 
 
@@ -94,15 +99,21 @@ EXTRAS_MODULE = """
 import flax.linen as nn
 import seqio
 import tensorflow as tf
+from hyperprompt.methods.base import Method
 from hyperprompt.models.conditioning import Conditioning
 from hyperprompt.tasks import synthetic
 
 
-class WithPrompt(nn.Module):
+class WithPrompt(Method):
+    num_tasks = None
+
     @nn.compact
     def __call__(self, task_ids, encoder_tokens, embedder, deterministic=True):
         prompt = self.param("prompt", nn.initializers.zeros, (2, embedder.features))
         return Conditioning(input_prompt=prompt[None].repeat(task_ids.shape[0], 0))
+
+    def parameter_count(self, config):
+        return 2 * config.emb_dim
 
 
 if "empty_task" not in seqio.TaskRegistry.names():

@@ -1,13 +1,18 @@
-"""Training end to end at tiny size: resume from the latest checkpoint, bit-identical."""
+"""Training end to end at tiny size: resume from the latest checkpoint, bit-identical; errors
+blame what failed."""
 
+import errno
 import json
+import shutil
 
 import flax.linen as nn
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
-from hyperprompt import checkpoints, data, partitioning
+from hyperprompt import checkpoints, cli, data, partitioning
+from hyperprompt.errors import UsageError
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models.configs import T5Config
 from hyperprompt.models.t5 import Transformer
@@ -85,3 +90,68 @@ def test_restored_state_gives_the_saved_logits(tmp_path, tiny_config):
         want = model.logits(saved["params"], batch)
         assert not np.allclose(model.logits(fresh["params"], batch), want)
         np.testing.assert_array_equal(model.logits(restored["params"], batch), want)
+
+
+def test_a_data_pipeline_permission_error_is_not_called_a_full_disk(tmp_path, monkeypatch):
+    """Only writes to MODEL_DIR become 'cannot write to MODEL_DIR'; the data's own error
+    propagates with its traceback."""
+    def unreadable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/data/train.tfrecord")
+
+    monkeypatch.setattr(data, "train_batches", unreadable)
+    with pytest.raises(PermissionError, match="/data/train.tfrecord"):
+        run(tmp_path / "run", 2)
+
+
+def test_a_failed_checkpoint_write_is_one_line_chained_to_its_cause(tmp_path, monkeypatch):
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoints, "save", no_space)
+    with pytest.raises(UsageError, match="cannot write to MODEL_DIR") as error:
+        run(tmp_path / "run", 2)
+    assert isinstance(error.value.__cause__, OSError)
+    assert error.value.__cause__.errno == errno.ENOSPC
+
+
+@pytest.mark.parametrize("raised, becomes_usage_error", [
+    (ValueError("OUT_OF_RANGE: Error reading byte range"), True),  # tensorstore, truncated
+    (FileNotFoundError(2, "No such file"), True),
+    (RuntimeError("RESOURCE_EXHAUSTED: out of memory allocating 4GiB"), False),
+    (MemoryError(), False),
+])
+def test_restore_blames_the_files_only_for_file_errors(straight_and_resumed, tmp_path,
+                                                      monkeypatch, raised, becomes_usage_error):
+    straight, _, _ = straight_and_resumed
+    copy = tmp_path / "run"
+    shutil.copytree(straight, copy)
+
+    def failing_restore(self, *args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(ocp.CheckpointManager, "restore", failing_restore)
+    expected = UsageError if becomes_usage_error else type(raised)
+    with pytest.raises(expected) as error:
+        run(copy, 6)
+    if becomes_usage_error:
+        assert "checkpoint step 4" in str(error.value) and "cannot be read" in str(error.value)
+        assert error.value.__cause__ is raised
+    else:
+        assert error.value is raised
+
+
+def test_config_gin_is_written_before_training(tmp_path, monkeypatch):
+    """A run that dies before its first step (here: out of memory) still leaves its resolved
+    config behind."""
+    from hyperprompt import train as train_lib
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(train_lib, "init_state", out_of_memory)
+    model_dir = tmp_path / "run"
+    with pytest.raises(MemoryError):
+        cli.main(["train", "--gin_file=experiments/quickstart.gin",
+                  f"--gin.MODEL_DIR='{model_dir}'", "--gin.TRAIN_STEPS=3"])
+    config = (model_dir / "config.gin").read_text()
+    assert "TRAIN_STEPS = 3" in config and "CONDITIONER = @vanilla.Vanilla()" in config

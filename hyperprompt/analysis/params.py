@@ -1,45 +1,48 @@
-"""`hyperprompt report --params`: task-conditioning parameters per method at every size.
+"""`hyperprompt report --params`: each registered method's parameters at every size.
 
 Counts come from `jax.eval_shape` of the real modules (no memory is allocated,
-so T5 XXL costs a trace), and are shown as the share (%) of the backbone's.
+so T5 XXL costs a trace), and are shown as the share (%) of the backbone's:
+the method's own parameters (task conditioning) and everything it trains (its
+parameters plus the backbone parameters its groups do not freeze).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from hyperprompt.methods.hyperprompt import VARIANTS, HyperPrompt
-from hyperprompt.methods.prompt_tuning import PromptTuning
+from hyperprompt.methods.base import Conditioner, registered
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models.configs import CONFIGS, T5Config
 from hyperprompt.models.t5 import Transformer
+from hyperprompt.optim import flat_paths
 
 NUM_TASKS = 8  # GLUE's eight tasks: what the method gin files' parameter notes assume
 BACKBONE = "backbone"
-PROMPT_TUNING = "prompt_tuning"
-METHODS = tuple(f"hyperprompt_{v}" for v in VARIANTS) + (PROMPT_TUNING,)
-HEADERS = {**{f"hyperprompt_{v}": f"HyperPrompt\n{v.capitalize()}" for v in VARIANTS},
-           PROMPT_TUNING: "Prompt\nTuning"}
+METHOD, TRAINABLE = "method", "trainable"
+Settings = Mapping[str, Mapping[str, object]]  # method name -> field overrides
 
 
-def _count(tree) -> int:
-    return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
+def _shapes(net: Transformer):
+    """{path: shape} of the network's parameters (abstract; scanned for a flat trace)."""
+    model = EncoderDecoderModel(net.clone(config=dataclasses.replace(net.config,
+                                                                     scan_layers=True)))
+    tree = jax.eval_shape(lambda: nn.unbox(model.init(jax.random.PRNGKey(0), 1, 1)["params"]))
+    return {k: v.shape for k, v in flat_paths(tree).items()}
 
 
 def backbone_count(config: T5Config) -> int:
     """Parameters of the T5 network alone."""
-    # scan_layers: the same parameters, a trace that does not grow with depth.
-    model = EncoderDecoderModel(Transformer(dataclasses.replace(config, scan_layers=True)))
-    return _count(jax.eval_shape(lambda: nn.unbox(
-        model.init(jax.random.PRNGKey(0), 1, 1)["params"])))
+    return sum(math.prod(s) for s in _shapes(Transformer(config)).values())
 
 
 def conditioner_count(config: T5Config, conditioner: nn.Module) -> int:
@@ -48,41 +51,51 @@ def conditioner_count(config: T5Config, conditioner: nn.Module) -> int:
     tokens = jnp.ones((1, 1), jnp.int32)
     shapes = jax.eval_shape(lambda: nn.unbox(net.init(
         jax.random.PRNGKey(0), tokens[:, 0], tokens, False, method=net.condition)["params"]))
-    return _count(shapes["conditioner"])
+    return sum(math.prod(x.shape) for x in jax.tree.leaves(shapes["conditioner"]))
 
 
-def methods(config: T5Config, num_tasks: int, hyperprompt: Mapping | None = None,
-            prompt_tuning: Mapping | None = None) -> dict[str, nn.Module]:
-    """The compared conditioners at `config`'s size, each with its settings (else defaults)."""
-    out: dict[str, nn.Module] = {
-        f"hyperprompt_{v}": HyperPrompt(config, num_tasks, v, **(hyperprompt or {}))
-        for v in VARIANTS}
-    out[PROMPT_TUNING] = PromptTuning(num_tasks, **(prompt_tuning or {}))
-    return out
+def trainable_count(config: T5Config, conditioner: Conditioner) -> int:
+    """Parameters the method trains: those no frozen group of its `param_groups` matches
+    first (first match wins, as in the optimizer)."""
+    groups = [(re.compile(g.pattern), g.frozen) for g in conditioner.param_groups()]
+
+    def trained(path: str) -> bool:
+        return not next((frozen for r, frozen in groups if r.fullmatch(path)), False)
+
+    # The scanned layout has the same paths pattern-wise (encoder/encoder/... vs layers_i).
+    return sum(math.prod(s) for p, s in _shapes(Transformer(config, conditioner)).items()
+               if trained(p))
 
 
-def describe(num_tasks: int = NUM_TASKS, hyperprompt: Mapping | None = None,
-             prompt_tuning: Mapping | None = None) -> str:
-    """The settings the counts use, in the papers' letters (a title for the table)."""
-    built = methods(CONFIGS["t5_1_1_base"], num_tasks, hyperprompt, prompt_tuning)
-    hp, pt = built["hyperprompt_global"], built[PROMPT_TUNING]
-    return (f"task-conditioning parameters, {num_tasks} tasks: HyperPrompt l={hp.prompt_length} "
-            f"b={hp.bottleneck} t'={hp.task_embed_dim} t={hp.layer_task_dim} "
-            f"({hp.placement}), Prompt Tuning {pt.prompt_length} tokens")
+def methods(config: T5Config, num_tasks: int, settings: Settings | None = None
+            ) -> dict[str, Conditioner]:
+    """Every registered method with task-conditioning parameters, built at `config`'s size
+    with its settings (else its defaults)."""
+    settings = settings or {}
+    return {name: entry.build(config, num_tasks, **settings.get(name, {}))
+            for name, entry in sorted(registered().items()) if name != "vanilla"}
 
 
-def parameter_report(num_tasks: int = NUM_TASKS, hyperprompt: Mapping | None = None,
-                     prompt_tuning: Mapping | None = None,
-                     configs: Mapping[str, T5Config] = CONFIGS) -> dict[str, dict[str, int]]:
-    """{size: {"backbone": n, <method>: n task-conditioning parameters}} for every size.
+def describe(num_tasks: int = NUM_TASKS, settings: Settings | None = None) -> str:
+    """The settings the counts use (a title for the table)."""
+    lines = [f"parameters per method, {num_tasks} tasks"]
+    for method in methods(CONFIGS["t5_1_1_base"], num_tasks, settings).values():
+        fields = [f for f in dataclasses.fields(method)
+                  if f.name not in ("config", "num_tasks", "parent", "name")]
+        lines.append(f"{method.label()}: " + " ".join(
+            f"{f.name}={getattr(method, f.name)}" for f in fields))
+    return "\n".join(lines)
 
-    `hyperprompt`, `prompt_tuning`: keyword settings of HyperPrompt and PromptTuning.
-    """
+
+def parameter_report(num_tasks: int = NUM_TASKS, settings: Settings | None = None,
+                     configs: Mapping[str, T5Config] = CONFIGS) -> dict[str, dict]:
+    """{size: {"backbone": n, <method>: {"method": n, "trainable": n}}} for every size."""
     report = {}
     for size, config in configs.items():
-        row = {BACKBONE: backbone_count(config)}
-        for name, module in methods(config, num_tasks, hyperprompt, prompt_tuning).items():
-            row[name] = conditioner_count(config, module)
+        row: dict = {BACKBONE: backbone_count(config)}
+        for name, module in methods(config, num_tasks, settings).items():
+            row[name] = {METHOD: conditioner_count(config, module),
+                         TRAINABLE: trainable_count(config, module)}
         report[size] = row
     return report
 
@@ -91,15 +104,28 @@ def _short(n: int) -> str:
     return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.2f}M"
 
 
-def print_table(report: Mapping[str, Mapping[str, int]], title: str) -> None:
-    """Rows: sizes; cells: the method's parameters over their % of the backbone."""
-    table = Table(title=title)
-    table.add_column("size", no_wrap=True)
-    table.add_column("backbone", justify="right")
-    for name in METHODS:
-        table.add_column(HEADERS[name], justify="right")
-    for size, row in report.items():
-        backbone = row[BACKBONE]
-        table.add_row(size, _short(backbone), *(
-            f"{_short(row[m])}\n{100 * row[m] / backbone:.3f}%" for m in METHODS))
-    Console().print(table)
+def print_table(report: Mapping[str, Mapping], title: str,
+                labels: Mapping[str, str] | None = None, sizes_per_table: int = 4) -> None:
+    """Rows: methods; columns: sizes (`sizes_per_table` to a table); cells: the method's
+    parameters, their % of the backbone, and the % it trains. `labels`: display names."""
+    sizes = list(report)
+    names = [k for k in report[sizes[0]] if k != BACKBONE]
+    labels = labels or {}
+    console = Console()
+    console.print(title)
+    for chunk in (sizes[i:i + sizes_per_table] for i in range(0, len(sizes), sizes_per_table)):
+        table = Table(box=box.SIMPLE_HEAD, caption="cell: the method's parameters, their % of "
+                      "the backbone, % trained (method + unfrozen backbone)")
+        table.add_column("method", no_wrap=True)
+        for size in chunk:
+            table.add_column(f"{size}\n{_short(report[size][BACKBONE])}", justify="right",
+                             min_width=len(size), no_wrap=True)
+        for name in names:
+            cells = []
+            for size in chunk:
+                backbone, counts = report[size][BACKBONE], report[size][name]
+                cells.append(f"{_short(counts[METHOD])}\n"
+                             f"{100 * counts[METHOD] / backbone:.3f}%\n"
+                             f"{100 * counts[TRAINABLE] / backbone:.3g}%")
+            table.add_row(labels.get(name, name), *cells)
+        console.print(table)

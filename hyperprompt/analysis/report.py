@@ -32,20 +32,20 @@ from hyperprompt.analysis import plots
 from hyperprompt.analysis.attention import STACKS, token_statistics
 from hyperprompt.errors import UsageError
 from hyperprompt.eval import restored_run, saved_registry
+from hyperprompt.methods.base import conditioner_of
 from hyperprompt.model import EncoderDecoderModel
+from hyperprompt.optim import flat_paths
 
 REPORT_DIR = "report"
+METHOD = "method"  # report.json's section of what the method sows, per task
 # task -> (stack, "mass" | "entropy") -> [L, H, N real tokens]
 TaskStatistics = dict[str, dict[tuple[str, str], np.ndarray]]
 Batches = dict[str, list[dict[str, np.ndarray]]]  # task -> its padded host batches
 
 
 def method_label(model: EncoderDecoderModel, model_dir: str) -> str:
-    """'HyperPrompt-global (hp)': the conditioner's class (and variant) and the run's folder."""
-    conditioner = model.module.conditioner
-    name = type(conditioner).__name__ if conditioner is not None else "T5"
-    variant = getattr(conditioner, "variant", None)
-    name = f"{name}-{variant}" if variant else name
+    """'HyperPrompt-Global (hp)': the method's label and the run's folder."""
+    name = conditioner_of(model.module).label()
     return f"{name} ({os.path.basename(os.path.normpath(model_dir))})"
 
 
@@ -75,17 +75,45 @@ def eval_batches(registry: Sequence[str], feature_lengths: Mapping[str, int],
     return out
 
 
+def method_intermediates(model: EncoderDecoderModel, params, batch: Mapping[str, jax.Array]
+                         ) -> dict[str, jax.Array]:
+    """{name: [B, ...]}: what the method sows into "intermediates" when it conditions the
+    batch (the Conditioner contract); the method alone runs, not the backbone."""
+    _, state = model.module.apply(
+        {"params": params}, batch.get("task_ids"), batch["encoder_input_tokens"], False,
+        method=model.module.condition, mutable=["intermediates"])
+    sown = flat_paths(state.get("intermediates", {}).get("conditioner", {}))
+    return {path.rsplit("/", 1)[0]: value for path, value in sown.items()}  # drop sow's "/0"
+
+
 def collect(model: EncoderDecoderModel, params, mesh, batches: Batches) -> TaskStatistics:
-    """Per task, every statistic of every real query token (teacher-forced, no dropout)."""
+    """Per task, every statistic of every real query token (teacher-forced, no dropout),
+    and under (METHOD, name) what the method sows, per real example [N, ...]."""
     stats_fn = jax.jit(partial(token_statistics, model))
+    sown_fn = jax.jit(partial(method_intermediates, model))
     out: TaskStatistics = {}
     for task, task_batches in batches.items():
-        chunks = defaultdict(list)
+        chunks, examples = defaultdict(list), defaultdict(list)
         for batch in task_batches:
-            stats = stats_fn(params, partitioning.shard_batch(batch, mesh))
-            for key, values in real_tokens(jax.device_get(stats), batch).items():
+            sharded = partitioning.shard_batch(batch, mesh)
+            for key, values in real_tokens(jax.device_get(stats_fn(params, sharded)),
+                                           batch).items():
                 chunks[key].append(values)
-        out[task] = {key: np.concatenate(parts, axis=-1) for key, parts in chunks.items()}
+            real = np.asarray(batch["encoder_input_tokens"]).any(axis=1)  # pad rows are 0
+            for name, values in jax.device_get(sown_fn(params, sharded)).items():
+                examples[METHOD, name].append(np.asarray(values)[real])
+        out[task] = {**{key: np.concatenate(parts, axis=-1) for key, parts in chunks.items()},
+                     **{key: np.concatenate(parts) for key, parts in examples.items()}}
+    return out
+
+
+def method_values(stats: TaskStatistics) -> dict[str, dict[str, list]]:
+    """{name: {task: mean over the task's examples}} of what the method sows."""
+    out: dict[str, dict[str, list]] = {}
+    for task, by_key in stats.items():
+        for (kind, name), values in by_key.items():
+            if kind == METHOD:
+                out.setdefault(name, {})[task] = np.mean(values, axis=0).tolist()
     return out
 
 
@@ -180,6 +208,7 @@ def attention_report(model: EncoderDecoderModel, model_dir: str,
     report = {
         "runs": runs, "split": split, "examples_per_task": num_examples, "tasks": registry,
         "attention_mass": attention_mass(stats),
+        METHOD: method_values(stats),
         "attention_entropy_nats": {run: {stack: entropy_summary(e) for stack, e in by.items()}
                                    for run, by in entropies.items()},
     }
@@ -220,5 +249,8 @@ def print_summary(report: Mapping) -> None:
     for run, by_stack in report["attention_entropy_nats"].items():
         table.add_row(run, *(f"{by_stack[s]['mean']:.3f}" for s in STACKS))
     console.print(table)
+    for name, per_task in report[METHOD].items():
+        shape = np.shape(next(iter(per_task.values())))
+        print(f"method value {name!r} {list(shape)} per task: report.json[{METHOD!r}]")
     for path in report["files"].values():
         print(path)

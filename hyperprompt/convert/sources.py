@@ -206,19 +206,25 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
-def read_t5x_legacy(path: str, config: T5Config) -> dict[str, Tensor]:
-    """t5x's msgpack checkpoint: small arrays inline, large ones as tensorstore zarr specs."""
+def t5x_legacy_tree(path: str) -> dict:
+    """t5x's msgpack `checkpoint` file: {"optimizer": {"target": params, "state": ...}}, its
+    large arrays as tensorstore specs (small ones inline)."""
     from flax import serialization
 
     try:
         with open(os.path.join(path, "checkpoint"), "rb") as f:
             tree = serialization.msgpack_restore(f.read())
-        target = tree["optimizer"]["target"]
+        tree["optimizer"]["target"]
     except Exception as e:  # truncated msgpack, or not a t5x checkpoint
         raise UsageError(f"cannot read the t5x checkpoint {path}/checkpoint ({e}); "
                          f"re-copy it.") from None
+    return tree
+
+
+def t5x_legacy_tensors(path: str, tree: dict) -> dict[str, Tensor]:
+    """Lazy tensors of a subtree of `t5x_legacy_tree(path)`, keyed by '/'-joined paths."""
     out = {}
-    for name, value in _flatten(target).items():
+    for name, value in _flatten(tree).items():
         if isinstance(value, dict):
             spec = json.loads(json.dumps(value))
             folder = os.path.join(path, spec["kvstore"]["path"])
@@ -231,7 +237,13 @@ def read_t5x_legacy(path: str, config: T5Config) -> dict[str, Tensor]:
         else:
             array = np.asarray(value)
             out[name] = Tensor(array.shape, functools.partial(lambda a: a, array))
-    return unscan_view(out, config)
+    return out
+
+
+def read_t5x_legacy(path: str, config: T5Config) -> dict[str, Tensor]:
+    """t5x's msgpack checkpoint: small arrays inline, large ones as tensorstore zarr specs."""
+    tree = t5x_legacy_tree(path)
+    return unscan_view(t5x_legacy_tensors(path, tree["optimizer"]["target"]), config)
 
 
 def _read_tensorstore(spec: dict) -> np.ndarray:
@@ -244,7 +256,7 @@ def _read_tensorstore(spec: dict) -> np.ndarray:
                          f"re-copy the checkpoint.") from None
 
 
-def _orbax_tree(path: str) -> dict:
+def orbax_tree(path: str) -> dict:
     import orbax.checkpoint as ocp
 
     try:  # as host numpy arrays: the saving topology may not exist here
@@ -259,7 +271,7 @@ def _orbax_tree(path: str) -> dict:
                          ) from None
 
 
-def _latest_orbax_step(path: str) -> str:
+def latest_orbax_step(path: str) -> str:
     if os.path.exists(os.path.join(path, "_CHECKPOINT_METADATA")):
         return path
     if not glob.glob(os.path.join(path, "*", "_CHECKPOINT_METADATA")):
@@ -278,7 +290,7 @@ def _eager(tree: dict, config: T5Config) -> dict[str, Tensor]:
 
 def read_t5x_orbax(path: str, config: T5Config) -> dict[str, Tensor]:
     """An orbax checkpoint in t5x's layout: {"target": params, "state": {...}}."""
-    tree = _orbax_tree(_latest_orbax_step(path))
+    tree = orbax_tree(latest_orbax_step(path))
     if "target" not in tree:
         raise UsageError(f"{path} is an orbax checkpoint without t5x's 'target' tree.")
     return _eager(tree["target"], config)
@@ -292,9 +304,9 @@ def read_hyperprompt(path: str, config: T5Config) -> dict[str, Tensor]:
     if not os.path.isdir(directory) or not glob.glob(os.path.join(directory, "*",
                                                                  "_CHECKPOINT_METADATA")):
         raise UsageError(f"{path} has no complete checkpoint under checkpoints/.")
-    step = _latest_orbax_step(directory)
+    step = latest_orbax_step(directory)
     item = os.path.join(step, "default")  # CheckpointManager's single-item folder
-    return _eager(_orbax_tree(item if os.path.isdir(item) else step)["params"], config)
+    return _eager(orbax_tree(item if os.path.isdir(item) else step)["params"], config)
 
 
 # ---- layouts -----------------------------------------------------------------------------

@@ -18,27 +18,43 @@ T5 1.1 size. No biases (the paper's D and U are matrices). Variants:
 
 Everything is generated for all layers and all tasks at once (one batched
 einsum), then gathered per example, never recomputed per example.
+
+Initialisation (the paper gives none): the prompts P_m ~ N(0, 0.02^2) (the project's
+choice: hyper-prompts start small, so a pretrained model starts close to itself), and
+every hypernetwork is variance-preserving, so that the hyper-prompts of all three
+variants start at the same scale, RMS(P) / sqrt(2):
+  - local D, U (Share, Sep): fan-in init, Var(D) = 1/d, Var(U) = 1/b;
+  - Global: k_m, z_j ~ N(0, 1); h_t's layers He (ReLU) and fan-in init, so that
+    E[(I^j_m)^2] = 1; the global hypernetworks W^D, W^U by "hyperfan-in" (Chang et al.,
+    "Principled Weight Initialization for Hypernetworks", ICLR 2020, section 4):
+    Var(W^D) = 1/(t d), Var(W^U) = 1/(t b), so the generated D, U have the local
+    variances above. (N(0, 0.02^2) everywhere made Global's initial hyper-prompts about
+    1e-9 at T5 Base, Share's 6e-4.)
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from hyperprompt.methods.base import Method, register
 from hyperprompt.models.conditioning import Conditioning, KVPrefix, StackConditioning
 from hyperprompt.models.configs import T5Config
 
 VARIANTS = ("share", "sep", "global")
 PLACEMENTS = ("encoder", "decoder", "both")
-init = nn.initializers.normal(stddev=0.02)
+PROMPT_STD = 0.02
 
 
-def _param(module, name, shape, axes):
+def _param(module, name, shape, axes, std):
+    init = nn.initializers.normal(stddev=std)
     return module.param(name, nn.with_logical_partitioning(init, axes), shape)
 
 
-class HyperPrompt(nn.Module):
+class HyperPrompt(Method):
     """task_ids [B] -> per-layer K/V prefixes [L, B, l, H, Dh] for the chosen stacks."""
 
     config: T5Config  # the backbone's (depths, heads); gin binds the model's T5Config
@@ -50,6 +66,7 @@ class HyperPrompt(nn.Module):
     task_embed_dim: int = 32  # t' (task and layer embeddings)
     layer_task_dim: int = 28  # t  (I^j_m, the global hypernetworks' input); gin default too
 
+    @nn.nowrap
     def stack_depths(self) -> dict[str, int]:
         if self.variant not in VARIANTS or self.placement not in PLACEMENTS:
             raise ValueError(f"HyperPrompt variant={self.variant!r}, placement="
@@ -63,11 +80,11 @@ class HyperPrompt(nn.Module):
                  deterministic: bool = True) -> Conditioning:
         d = embedder.features
         prompts = _param(self, "prompts", (self.num_tasks, self.prompt_length, d),
-                         ("task", "prompt", "embed"))  # P_m
+                         ("task", "prompt", "embed"), PROMPT_STD)  # P_m
         task_emb = None
         if self.variant == "global":  # k_m, shared by the stacks
             task_emb = _param(self, "task_embedding", (self.num_tasks, self.task_embed_dim),
-                              ("task", None))
+                              ("task", None), 1.0)
         stacks = {}
         for stack, depth in self.stack_depths().items():
             per_task = self._hyper_prompts(stack, depth, prompts, task_emb)  # [2, L, T, l, HDh]
@@ -82,15 +99,17 @@ class HyperPrompt(nn.Module):
         d, b, hd = prompts.shape[-1], self.bottleneck, self.config.num_heads * self.config.head_dim
         tasks = self.num_tasks
         if self.variant == "share":  # one (D, U) per layer: no task axis
-            down = _param(self, f"{stack}_down", (2, depth, d, b), (None, "layers", "embed", None))
-            up = _param(self, f"{stack}_up", (2, depth, b, hd), (None, "layers", None, "joined_kv"))
+            down = _param(self, f"{stack}_down", (2, depth, d, b), (None, "layers", "embed", None),
+                          d ** -0.5)
+            up = _param(self, f"{stack}_up", (2, depth, b, hd), (None, "layers", None, "joined_kv"),
+                        b ** -0.5)
             hidden = nn.relu(jnp.einsum("tpd,kldb->kltpb", prompts, down))
             return jnp.einsum("kltpb,klbh->kltph", hidden, up)
         if self.variant == "sep":
             down = _param(self, f"{stack}_down", (2, depth, tasks, d, b),
-                          (None, "layers", "task", "embed", None))
+                          (None, "layers", "task", "embed", None), d ** -0.5)
             up = _param(self, f"{stack}_up", (2, depth, tasks, b, hd),
-                        (None, "layers", "task", None, "joined_kv"))
+                        (None, "layers", "task", None, "joined_kv"), b ** -0.5)
         else:
             down, up = self._global_hypernetworks(stack, depth, d, task_emb)
         hidden = nn.relu(jnp.einsum("tpd,kltdb->kltpb", prompts, down))
@@ -100,34 +119,51 @@ class HyperPrompt(nn.Module):
         """HyperPrompt-Global: D [2, L, T, d, b] and U [2, L, T, b, H*Dh] from I^j_m."""
         b, hd, t_in, t = (self.bottleneck, self.config.num_heads * self.config.head_dim,
                           self.task_embed_dim, self.layer_task_dim)
-        layer_emb = _param(self, f"{stack}_layer_embedding", (depth, t_in), ("layers", None))
-        w1 = _param(self, f"{stack}_h_t_hidden", (2 * t_in, t), (None, None))
-        w2 = _param(self, f"{stack}_h_t_out", (t, t), (None, None))
+        layer_emb = _param(self, f"{stack}_layer_embedding", (depth, t_in), ("layers", None), 1.0)
+        w1 = _param(self, f"{stack}_h_t_hidden", (2 * t_in, t), (None, None), t_in ** -0.5)
+        w2 = _param(self, f"{stack}_h_t_out", (t, t), (None, None), t ** -0.5)
         pairs = jnp.concatenate([  # [L, T, 2t'] = [k_m; z_j] for every layer and task
             jnp.broadcast_to(task_emb[None], (depth, self.num_tasks, t_in)),
             jnp.broadcast_to(layer_emb[:, None], (depth, self.num_tasks, t_in))], axis=-1)
         layer_task = nn.relu(pairs @ w1) @ w2  # I^j_m [L, T, t]
-        w_down = _param(self, f"{stack}_global_down", (2, t, d * b), (None, None, None))
-        w_up = _param(self, f"{stack}_global_up", (2, t, b * hd), (None, None, None))
+        w_down = _param(self, f"{stack}_global_down", (2, t, d * b), (None, None, None),
+                        (t * d) ** -0.5)
+        w_up = _param(self, f"{stack}_global_up", (2, t, b * hd), (None, None, None),
+                      (t * b) ** -0.5)
         down = jnp.einsum("ltc,kcx->kltx", layer_task, w_down)
         up = jnp.einsum("ltc,kcx->kltx", layer_task, w_up)
         return (down.reshape(2, depth, self.num_tasks, d, b),
                 up.reshape(2, depth, self.num_tasks, b, hd))
 
+    @nn.nowrap
+    def parameter_count(self, config: T5Config) -> int:
+        depths = {"encoder": config.num_encoder_layers, "decoder": config.num_decoder_layers}
+        return parameter_count(
+            self.variant, self.num_tasks, config.emb_dim, config.num_heads * config.head_dim,
+            [depths[stack] for stack in self.stack_depths()], self.prompt_length, self.bottleneck,
+            self.task_embed_dim, self.layer_task_dim)
 
-def parameter_count(variant: str, num_tasks: int, d: int, joined_kv: int, layers: int,
-                    prompt_length: int, bottleneck: int, task_embed_dim: int,
-                    layer_task_dim: int, num_stacks: int = 1) -> int:
-    """Closed-form count of HyperPrompt's parameters (all stacks share the prompts).
+    @nn.nowrap
+    def label(self) -> str:
+        return f"HyperPrompt-{self.variant.capitalize()}"
 
-    `layers` is the depth of each stack; the global variant shares its task embedding.
-    """
+
+def parameter_count(variant: str, num_tasks: int, d: int, joined_kv: int,
+                    depths: Sequence[int], prompt_length: int, bottleneck: int,
+                    task_embed_dim: int, layer_task_dim: int) -> int:
+    """Closed-form count of HyperPrompt's parameters with prompted stacks of `depths` layers
+    (the stacks share the prompts P_m and, in Global, the task embeddings k_m)."""
     b, t_in, t = bottleneck, task_embed_dim, layer_task_dim
     total = num_tasks * prompt_length * d
-    local = 2 * layers * (d * b + b * joined_kv)  # D and U for keys and values
+    local = [2 * depth * (d * b + b * joined_kv) for depth in depths]  # D, U for K and V
     if variant == "share":
-        return total + num_stacks * local
+        return total + sum(local)
     if variant == "sep":
-        return total + num_stacks * num_tasks * local
-    per_stack = layers * t_in + 2 * t_in * t + t * t + 2 * t * (d * b + b * joined_kv)
-    return total + num_tasks * t_in + num_stacks * per_stack
+        return total + num_tasks * sum(local)
+    global_nets = t_in * 2 * t + t * t + 2 * t * (d * b + b * joined_kv)  # h_t, H_k, H_v
+    return total + num_tasks * t_in + sum(depth * t_in + global_nets for depth in depths)
+
+
+register("hyperprompt_share", HyperPrompt, variant="share")
+register("hyperprompt_sep", HyperPrompt, variant="sep")
+register("hyperprompt_global", HyperPrompt, variant="global")

@@ -1,10 +1,11 @@
-"""`report --params`: counts from the real modules equal the closed forms at every size."""
+"""`report --params`: counts from the real modules equal each method's closed form and an
+independent count at every size; the CLI finds every registered method and its gin settings."""
 
 import pytest
 
 from hyperprompt import cli
 from hyperprompt.analysis import params
-from hyperprompt.methods.hyperprompt import parameter_count
+from hyperprompt.methods.base import registered
 from hyperprompt.models.configs import CONFIGS
 
 L, B, T_IN, T = 16, 16, 32, 28  # the gin files' l, b, t', t
@@ -38,38 +39,49 @@ def report():
 
 
 @pytest.mark.parametrize("size", sorted(CONFIGS))
-def test_counts_equal_the_closed_form(report, size):
+def test_counts_equal_the_closed_forms(report, size):
     cfg = CONFIGS[size]
     d, joined_kv, layers = cfg.emb_dim, cfg.num_heads * cfg.head_dim, cfg.num_encoder_layers
+    built = params.methods(cfg, 8)
+    assert set(built) == set(registered()) - {"vanilla"}
+    for name, method in built.items():
+        assert report[size][name]["method"] == method.parameter_count(cfg), name
     for variant in ("share", "sep", "global"):
         got = report[size][f"hyperprompt_{variant}"]
-        assert got == parameter_count(variant, 8, d, joined_kv, layers, L, B, T_IN, T, 2)
-        assert got == independent_count(variant, 8, d, joined_kv, layers)
-    assert report[size]["prompt_tuning"] == 8 * 100 * d
+        assert got["method"] == independent_count(variant, 8, d, joined_kv, layers)
+        assert got["trainable"] == report[size]["backbone"] + got["method"]  # all tuned
+    prompt_tuning = report[size]["prompt_tuning"]
+    assert prompt_tuning == {"method": 8 * 100 * d, "trainable": 8 * 100 * d}  # backbone frozen
 
 
 def test_backbone_and_the_papers_share_at_xxl(report):
     xxl = report["t5_1_1_xxl"]
     assert xxl["backbone"] == 11_135_332_352
-    assert round(100 * xxl["hyperprompt_global"] / xxl["backbone"], 3) == 0.137
+    assert round(100 * xxl["hyperprompt_global"]["method"] / xxl["backbone"], 3) == 0.137
 
 
-def test_cli_reads_tasks_and_sizes_from_gin(monkeypatch, capsys):
+def test_cli_reads_tasks_and_settings_from_gin(monkeypatch, capsys):
     calls = []
     monkeypatch.setattr(params, "parameter_report", lambda *a: calls.append(a) or {})
+    monkeypatch.setattr(params, "print_table", lambda *a: None)
     assert cli.main(["report", "--params"]) == 0
-    assert calls[-1] == (8, {}, {})  # no gin file: the modules' defaults, 8 tasks
+    assert calls[-1][0] == 8 and not any(calls[-1][1].values())  # the modules' defaults
     assert cli.main(["report", "--params", "--gin_file=experiments/quickstart.gin",
                      "--gin_file=methods/hyperprompt_sep.gin", "--gin.HYPERPROMPT_LENGTH=8"]) == 0
-    assert calls[-1] == (4, {"placement": "both", "prompt_length": 8, "bottleneck": 16,
-                             "task_embed_dim": 32, "layer_task_dim": 28}, {})
-    assert "4 tasks: HyperPrompt l=8 b=16 t'=32 t=28 (both), Prompt Tuning 100 tokens" in \
-        " ".join(capsys.readouterr().out.split())
+    num_tasks, settings = calls[-1]
+    assert num_tasks == 4
+    for variant in ("share", "sep", "global"):  # the gin-bound fields, not the variant
+        assert settings[f"hyperprompt_{variant}"] == {
+            "placement": "both", "prompt_length": 8, "bottleneck": 16, "task_embed_dim": 32,
+            "layer_task_dim": 28}
+    assert settings["prompt_tuning"] == {}  # its gin file is not included
 
 
-def test_printed_table_has_every_size(report, capsys):
-    params.print_table(report, "parameters")
+def test_printed_table_has_every_size_and_method(report, capsys):
+    params.print_table(report, params.describe(8), {"hyperprompt_global": "HP-Global"})
     out = capsys.readouterr().out
-    assert all(size in out for size in ("t5_small", "t5_1_1_xxl"))
-    xxl = out[out.index("t5_1_1_xxl"):].splitlines()
-    assert "15.21M" in xxl[0] and "0.137%" in xxl[1]  # HyperPrompt-Global at T5 1.1 XXL
+    assert "HyperPrompt-Global: variant=global placement=both prompt_length=16" in out
+    assert all(size in out for size in CONFIGS)
+    xxl = out.index("t5_1_1_xxl")  # the last table: its HyperPrompt-Global row
+    row = out[out.index("HP-Global", xxl):].splitlines()
+    assert "15.21M" in row[0] and "0.137%" in row[1] and "100%" in row[2]

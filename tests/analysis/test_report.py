@@ -49,7 +49,7 @@ def test_report_writes_plots_and_numbers(runs, capsys):
         assert list(mass) == [*tasks, "average"]
         assert all(len(v) == 2 and all(0.0 < m < 1.0 for m in v) for v in mass.values())
     runs_ = report["attention_entropy_nats"]
-    assert list(runs_) == ["HyperPrompt-global (hp)", "Vanilla (vanilla)"]
+    assert list(runs_) == ["HyperPrompt-Global (hp)", "Vanilla (vanilla)"]
     assert {r["step"] for r in report["runs"].values()} == {2}
     for by_stack, layers in zip(runs_.values(), (2, 1), strict=True):
         encoder = by_stack["encoder"]
@@ -57,7 +57,7 @@ def test_report_writes_plots_and_numbers(runs, capsys):
         assert len(encoder["per_layer_head_mean"][0]) == 2  # heads
     # 10 examples of "<task>: <3..10 letters>" + EOS per task: the same tokens in both runs
     assert runs_["Vanilla (vanilla)"]["encoder"]["tokens"] == \
-        runs_["HyperPrompt-global (hp)"]["encoder"]["tokens"] > 4 * 10 * 8
+        runs_["HyperPrompt-Global (hp)"]["encoder"]["tokens"] > 4 * 10 * 8
 
 
 def test_report_of_a_vanilla_run_names_the_problem(runs, capsys):

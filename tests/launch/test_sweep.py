@@ -114,7 +114,8 @@ def test_collect_takes_each_cells_last_eval_and_its_parameter_count(tmp_path):
 
 
 def test_any_two_macros_of_any_experiment(tmp_path, capsys):
-    """A vanilla experiment over two run macros: commands carry both, no parameter count."""
+    """A vanilla experiment over two run macros: commands carry both; vanilla adds no
+    parameters."""
     grid = ["--grid", "TRAIN_STEPS=100,200", "--grid", "BATCH_SIZE=8,16,32"]
     flags = ["--root", str(tmp_path), "--gin_file=experiments/quickstart.gin", *grid]
     assert sweep.main([*flags, "--dry_run"]) == 0
@@ -128,5 +129,5 @@ def test_any_two_macros_of_any_experiment(tmp_path, capsys):
     assert sweep.main([*flags, "--collect"]) == 0
     summary = json.loads((tmp_path / "sweep.json").read_text())
     assert summary["average"] == [[None, None, None], [None, pytest.approx(65 / 3), None]]
-    assert summary["parameters"] == [[None] * 3] * 2
+    assert summary["parameters"] == [[0] * 3] * 2
     assert (tmp_path / "sweep.png").stat().st_size > 0

@@ -1,4 +1,7 @@
-"""Prompt Tuning: per-task prompts reach the encoder; a frozen backbone gets no update."""
+"""Prompt Tuning: per-task prompts reach the encoder, start from the loaded checkpoint's
+vocabulary, train with Lester et al.'s optimizer, and a frozen backbone gets no update."""
+
+import functools
 
 import flax.linen as nn
 import gin
@@ -7,13 +10,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hyperprompt import cli
+from hyperprompt import cli, partitioning
 from hyperprompt.convert import sources
-from hyperprompt.methods.prompt_tuning import PromptTuning
+from hyperprompt.methods.prompt_tuning import VOCAB_POPULATION, PromptTuning
 from hyperprompt.model import EncoderDecoderModel
+from hyperprompt.models.configs import T5Config
 from hyperprompt.models.t5 import Transformer
-from hyperprompt.optim import backbone_patterns, make_optimizer, param_labels
-from hyperprompt.train import make_train_step
+from hyperprompt.optim import make_optimizer
+from hyperprompt.state import restore_trained
+from hyperprompt.train import make_train_step, train
 
 BATCH = {
     "encoder_input_tokens": jnp.array([[5, 6, 7, 1], [8, 9, 1, 0]], jnp.int32),
@@ -23,19 +28,16 @@ BATCH = {
 }
 
 
-def build(tiny_config, init="vocab"):
-    model = EncoderDecoderModel(Transformer(tiny_config, PromptTuning(3, 4, init)))
+def build(config, **kwargs):
+    model = EncoderDecoderModel(Transformer(config, PromptTuning(3, 4, **kwargs)))
     params = nn.unbox(model.init(jax.random.PRNGKey(0), 4, 3)["params"])
     return model, params
 
 
-def test_prompts_are_gathered_per_task_and_initialised_from_the_vocabulary(tiny_config):
+def test_prompts_are_gathered_per_task(tiny_config):
     model, params = build(tiny_config)
     prompts = np.asarray(params["conditioner"]["prompts"])
     assert prompts.shape == (3, 4, tiny_config.emb_dim)
-    table = np.asarray(params["token_embedder"]["embedding"])
-    for row in prompts.reshape(-1, tiny_config.emb_dim):  # every row is a vocabulary row
-        assert np.any(np.all(table == row, axis=1))
     cond = model.module.apply({"params": params}, BATCH["task_ids"],
                               BATCH["encoder_input_tokens"], False,
                               method=model.module.condition)
@@ -43,17 +45,25 @@ def test_prompts_are_gathered_per_task_and_initialised_from_the_vocabulary(tiny_
 
 
 def test_uniform_init_range(tiny_config):
-    _, params = build(tiny_config, "uniform")
+    _, params = build(tiny_config, prompt_init="uniform")
     prompts = np.asarray(params["conditioner"]["prompts"])
     assert prompts.min() >= -0.5 and prompts.max() <= 0.5 and prompts.std() > 0.1
 
 
+def test_the_method_is_a_flax_module_with_init(tiny_config):
+    """`prompt_init` (not `init`) names the initialisation: Module.init stays callable."""
+    method = PromptTuning(2, 3)
+    variables = method.init(jax.random.PRNGKey(0), jnp.zeros((1,), jnp.int32),
+                            jnp.ones((1, 4), jnp.int32),
+                            Transformer(tiny_config).bind({"params": build(tiny_config)[1]})
+                            .token_embedder)
+    assert nn.unbox(variables["params"])["prompts"].shape == (2, 3, tiny_config.emb_dim)
+
+
 @pytest.mark.parametrize("freeze", [True, False])
 def test_only_the_prompt_trains_when_the_backbone_is_frozen(tiny_config, freeze):
-    model, params = build(tiny_config)
-    tx = make_optimizer("adamw", 1e-2, frozen=backbone_patterns(freeze))
-    labels = param_labels(params, backbone_patterns(freeze))
-    assert labels["conditioner"]["prompts"] == "default"
+    model, params = build(tiny_config, freeze_backbone=freeze)
+    tx = make_optimizer("adamw", 1e-2, groups=model.module.conditioner.param_groups())
     state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
     new, _ = make_train_step(model, tx, 0, use_dropout=False)(state, BATCH)
     changed = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))),
@@ -61,9 +71,59 @@ def test_only_the_prompt_trains_when_the_backbone_is_frozen(tiny_config, freeze)
     assert changed["conditioner"]["prompts"]
     backbone = [v for k, v in changed.items() if k != "conditioner"]
     assert not any(jax.tree.leaves(backbone)) if freeze else all(jax.tree.leaves(backbone))
-    # the prompt rows of task 1 (absent from the batch) get no gradient
-    np.testing.assert_array_equal(new["params"]["conditioner"]["prompts"][1],
-                                  params["conditioner"]["prompts"][1])
+    # the prompt rows of task 1 (absent from the batch) get no gradient: weight decay only
+    np.testing.assert_allclose(new["params"]["conditioner"]["prompts"][1],
+                               (1 - 1e-5) * params["conditioner"]["prompts"][1], rtol=1e-6)
+
+
+def test_prompts_train_with_lester_et_al_adafactor(tiny_config):
+    """lr 0.3, no parameter scaling, weight decay 1e-5: the first Adafactor step of a prompt
+    entry is -0.3 * sign(g) / max(1, RMS of the sign pattern) - 1e-5 * p (t5x's algorithm,
+    whose first-step second moment is g^2), whatever the run's optimizer."""
+    model, params = build(tiny_config)
+    tx = make_optimizer("adamw", 1e-4, groups=model.module.conditioner.param_groups())
+    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
+    grads = jax.grad(lambda p: model.loss_fn(p, BATCH)[0])(params)["conditioner"]["prompts"]
+    new, _ = make_train_step(model, tx, 0, use_dropout=False)(state, BATCH)
+    p0 = np.asarray(params["conditioner"]["prompts"], np.float64)
+    g = np.asarray(grads, np.float64)
+    u = g / np.sqrt(g * g + 1e-30)  # clipping: RMS(u) <= 1 already
+    want = (1 - 1e-5) * p0 - 0.3 * u
+    np.testing.assert_allclose(new["params"]["conditioner"]["prompts"], want, rtol=1e-5,
+                               atol=1e-6)
+
+
+# The t5x fixture's dims (../shared/fixtures/README.md).
+FIXTURE_CONFIG = T5Config(vocab_size=32128, emb_dim=4, num_heads=2, head_dim=2, mlp_dim=8,
+                          num_encoder_layers=2, num_decoder_layers=2, relpos_num_buckets=4,
+                          relpos_max_distance=8)
+
+
+def test_vocab_init_draws_distinct_rows_of_the_loaded_checkpoint(tmp_path, t5x_checkpoint):
+    """Through `train` from INITIAL_CHECKPOINT_PATH (the prompts' learning rate 0, so the
+    saved prompts are the initial ones): every row is one of the first 5,000 rows of the
+    *loaded* embedding, none twice in a prompt, none from the random initial table."""
+    model = EncoderDecoderModel(Transformer(FIXTURE_CONFIG, PromptTuning(
+        4, 150, learning_rate=None)))  # 150 of 5,000 rows: repeats if drawn with replacement
+    lengths = {"inputs": 24, "targets": 12}
+    train(model=model, model_dir=str(tmp_path), train_steps=1, batch_size=8,
+          mixture_or_task_name="synthetic_mtl", task_feature_lengths=lengths,
+          optimizer=functools.partial(make_optimizer, learning_rate=0.0), eval_examples=0,
+          initial_checkpoint_path=t5x_checkpoint, async_checkpointing=False)
+    mesh = partitioning.make_mesh(1)
+    with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
+        _, params = restore_trained(model, str(tmp_path), lengths, mesh)
+    table = sources.read(t5x_checkpoint, "t5x", FIXTURE_CONFIG)["token_embedder/embedding"].load()
+    prompts = np.asarray(params["conditioner"]["prompts"])
+    random_table = np.asarray(nn.unbox(model.init(jax.random.PRNGKey(0), 4, 4)["params"])[
+        "token_embedder"]["embedding"])
+    for task_prompt in prompts:
+        rows = [np.flatnonzero(np.all(table == row, axis=1)) for row in task_prompt]
+        assert all(len(r) == 1 for r in rows), "every prompt row is one loaded table row"
+        ids = [int(r[0]) for r in rows]
+        assert max(ids) < VOCAB_POPULATION and len(set(ids)) == len(ids)
+        assert not any(np.all(random_table == row, axis=1).any() for row in task_prompt)
+    assert not np.array_equal(prompts[0], prompts[1])  # each task draws its own
 
 
 def test_quickstart_runs_with_the_method_swapped_by_one_gin_file(tmp_path):
