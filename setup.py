@@ -33,6 +33,7 @@ setuptools.setup(
         "rich>=13",
         "matplotlib>=3.8",
         "safetensors>=0.4",
+        "huggingface_hub>=0.20",  # hub ids as `convert --src` / pretrained.load sources
         "msgpack>=1.0",
         "tensorstore>=0.1.60",
         "scikit-learn>=1.5",

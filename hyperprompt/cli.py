@@ -54,13 +54,16 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
     parser.add_argument("--gin_search_paths", action="append", default=[],
                         help="comma-separated folders searched for gin files")
-    convert = parser.add_argument_group("convert", "hyperprompt convert --from hf --src PATH "
-                                        "--dst MODEL_DIR --gin_file=models/t5_1_1_base.gin")
+    convert = parser.add_argument_group("convert", "hyperprompt convert --src PATH|HUB_ID "
+                                        "--dst FOLDER [--gin_file=models/t5_1_1_base.gin]; "
+                                        "without a model gin file the size comes from the "
+                                        "checkpoint, and FOLDER gets model.gin")
     convert.add_argument("--from", dest="from_format", default="auto",
                          choices=("auto", "hf", "t5x", "t5x_orbax", "hyperprompt"))
     convert.add_argument("--to", dest="to_format", default="hyperprompt",
                          choices=("hyperprompt", "hf"))
-    convert.add_argument("--src", help="checkpoint to read")
+    convert.add_argument("--src", help="checkpoint to read: a folder, or a Hugging Face hub "
+                         "id such as google/t5-v1_1-base")
     convert.add_argument("--dst", help="folder to write")
     report = parser.add_argument_group("report", "attention mass/entropy of MODEL_DIR's latest "
                                        "checkpoint (default), --select or --params")
@@ -74,7 +77,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="task-conditioning parameters per method at every model size")
     args, rest = parser.parse_known_args(argv)
     if args.command == "convert" and not (args.src and args.dst):
-        raise UsageError("convert needs --src PATH and --dst FOLDER (and the model's --gin_file).")
+        raise UsageError("convert needs --src PATH|HUB_ID and --dst FOLDER.")
     bindings = []
     for arg in rest:
         match = re.fullmatch(r"--gin\.([^=]+)=(.*)", arg, re.S)
@@ -82,7 +85,8 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
             raise UsageError(f"unrecognised argument {arg!r}; gin bindings are written "
                              f"--gin.NAME=VALUE (e.g. --gin.TRAIN_STEPS=100).")
         bindings.append(f"{match.group(1)} = {match.group(2)}")
-    if not args.gin_file and not (args.command == "report" and args.params):
+    if not args.gin_file and args.command != "convert" and not (
+            args.command == "report" and args.params):
         raise UsageError("no --gin_file given; start from --gin_file=experiments/quickstart.gin.")
     return args, bindings
 
@@ -174,11 +178,15 @@ def run(command: str, args: argparse.Namespace | None = None) -> None:
         _report(args)
         return
     if command == "convert":
+        from hyperprompt.convert import model_config
         from hyperprompt.convert import run as convert_lib
 
-        model = _macro("MODEL").scoped_configurable_fn()  # MODEL = @...EncoderDecoderModel()
-        path = convert_lib.convert(model, args.src, args.dst, args.from_format, args.to_format)
+        model = _bound("MODEL/macro.value")  # None: the checkpoint's own config
+        path = convert_lib.convert(args.src, args.dst, args.from_format, args.to_format, model)
         print(f"converted {args.src} -> {path}")
+        if args.to_format == "hyperprompt":
+            print(f"model gin file: {os.path.join(args.dst, model_config.GIN_FILE)} (pass it "
+                  f"where a models/*.gin file goes)")
         return
     for name in REQUIRED_MACROS:
         _macro(name)

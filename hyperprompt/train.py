@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from hyperprompt import checkpoints, data, partitioning, plots
 from hyperprompt import eval as eval_lib
-from hyperprompt.convert import restore
+from hyperprompt.convert import restore, sources
 from hyperprompt.convert.optimizer_state import load_t5x_adafactor_state
 from hyperprompt.errors import Preempted, TrainingDiverged, UsageError
 from hyperprompt.methods.base import Conditioner, conditioner_of
@@ -198,6 +198,9 @@ def train(
     if nan_policy not in ("stop", "skip"):
         raise UsageError(f"nan_policy={nan_policy!r}: use 'stop' or 'skip'.")
     conditioner = conditioner_of(model.module)
+    if initial_checkpoint_path and os.path.exists(initial_checkpoint_path):
+        # its stored model config, before anything is compiled or written
+        sources.check_config(initial_checkpoint_path, "auto", model.module.config)
     registry = data.task_registry(mixture_or_task_name)
     check_feature_lengths(conditioner, task_feature_lengths)
     check_num_tasks(conditioner, registry)

@@ -112,3 +112,31 @@ class T5Adafactor:
 def t5_adafactor():
     """The independent Adafactor reference class (`T5Adafactor`)."""
     return T5Adafactor
+
+
+@pytest.fixture(scope="session")
+def save_hf_t5():
+    """`save(path, **config_json_fields)`: a random transformers T5 saved with save_pretrained.
+
+    transformers 5 forces tie_word_embeddings=True in T5Config.__init__, so the wanted value
+    is set afterwards; an untied model then shares the encoder/decoder input embeddings
+    again (T5 never unties those; the hub's v1.1 checkpoints store them equal). Torch
+    flushes denormals as XLA does.
+    """
+    import torch
+    import transformers
+
+    torch.set_flush_denormal(True)
+
+    def save(path, seed: int = 0, tie_word_embeddings: bool = True, **fields):
+        torch.manual_seed(seed)
+        config = transformers.T5Config(dropout_rate=0.0, decoder_start_token_id=0,
+                                       eos_token_id=1, pad_token_id=0, **fields)
+        config.tie_word_embeddings = config.scale_decoder_outputs = tie_word_embeddings
+        model = transformers.T5ForConditionalGeneration(config).eval()
+        model.encoder.set_input_embeddings(model.shared)
+        model.decoder.set_input_embeddings(model.shared)
+        model.save_pretrained(path)
+        return model
+
+    return save

@@ -7,6 +7,7 @@ trained weights, so pretrained query kernels copy over unchanged. The relative
 attention bias lives in layer 0 of each HF stack ([buckets, heads]); t5x keeps one
 per stack ([heads, buckets]). v1.0 ties `lm_head` to `shared` (logits scaled by
 d_model^-0.5 on both sides); v1.1 has its own `lm_head` -> `logits_dense`.
+The config.json fields are mapped in `hf_config.py`.
 """
 
 from __future__ import annotations
@@ -67,40 +68,3 @@ def hf_parameter_map(config: T5Config) -> Iterator[tuple[str, str, str]]:
         yield f"{stack}.final_layer_norm.weight", f"{stack}/{stack}_norm/scale", COPY
     if not config.logits_via_embedding:
         yield "lm_head.weight", "decoder/logits_dense/kernel", TRANSPOSE
-
-
-# HF config.json field -> T5Config field, for checking a checkpoint against a size gin file.
-HF_CONFIG_FIELDS = {
-    "vocab_size": "vocab_size", "d_model": "emb_dim", "num_heads": "num_heads",
-    "d_kv": "head_dim", "d_ff": "mlp_dim", "num_layers": "num_encoder_layers",
-    "num_decoder_layers": "num_decoder_layers",
-}
-
-
-def hf_config_mismatches(hf_config: dict, config: T5Config) -> list[str]:
-    """Human-readable differences between a HF config.json and our config."""
-    out = [f"{hf}={hf_config[hf]} vs {ours}={getattr(config, ours)}"
-           for hf, ours in HF_CONFIG_FIELDS.items()
-           if hf in hf_config and hf_config[hf] != getattr(config, ours)]
-    gated = "gated" in str(hf_config.get("feed_forward_proj", "relu"))
-    if gated != (len(config.mlp_activations) > 1):
-        out.append(f"feed_forward_proj={hf_config.get('feed_forward_proj')!r} (T5 "
-                   f"{'v1.1' if gated else 'v1.0'}) vs mlp_activations="
-                   f"{tuple(config.mlp_activations)} (T5 {'v1.1' if not gated else 'v1.0'})")
-    return out
-
-
-def hf_config_for(config: T5Config) -> dict:
-    """A transformers T5Config dict for exporting our backbone."""
-    gated = len(config.mlp_activations) > 1
-    return {
-        "architectures": ["T5ForConditionalGeneration"], "model_type": "t5",
-        **{hf: getattr(config, ours) for hf, ours in HF_CONFIG_FIELDS.items()},
-        "feed_forward_proj": "gated-gelu" if gated else "relu",
-        "tie_word_embeddings": bool(config.logits_via_embedding),
-        "relative_attention_num_buckets": config.relpos_num_buckets,
-        "relative_attention_max_distance": config.relpos_max_distance,
-        "layer_norm_epsilon": 1e-6, "dropout_rate": config.dropout_rate,
-        "decoder_start_token_id": 0, "pad_token_id": 0, "eos_token_id": 1,
-        "is_encoder_decoder": True,
-    }

@@ -15,7 +15,8 @@ import jax
 import numpy as np
 
 from hyperprompt.convert import sources
-from hyperprompt.convert.hf_mapping import TRANSPOSE, hf_config_for, hf_parameter_map
+from hyperprompt.convert.hf_config import hf_config_for
+from hyperprompt.convert.hf_mapping import TRANSPOSE, hf_parameter_map
 from hyperprompt.errors import UsageError
 from hyperprompt.models.configs import T5Config
 from hyperprompt.optim import flat_paths, param_path

@@ -8,6 +8,10 @@ Formats: `hf` (a save_pretrained folder: config.json + *.safetensors or
 pytorch_model*.bin), `t5x` (legacy msgpack `checkpoint` + tensorstore zarr folders),
 `t5x_orbax` (an orbax checkpoint holding t5x's {"target": params, ...}) and
 `hyperprompt` (our own MODEL_DIR or converted folder).
+
+HF folders and converted folders carry their model config (config.json,
+model_config.json): `read` checks the model against it before reading a tensor.
+t5x checkpoints carry none; only their tensor shapes are checked.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from hyperprompt.convert.hf_mapping import TRANSPOSE, hf_config_mismatches, hf_parameter_map
+from hyperprompt.convert import model_config
+from hyperprompt.convert.hf_config import t5_config_from_hf
+from hyperprompt.convert.hf_mapping import TRANSPOSE, hf_parameter_map
 from hyperprompt.errors import UsageError
 from hyperprompt.models.configs import T5Config
 from hyperprompt.optim import flat_paths
@@ -51,15 +57,50 @@ def detect_format(path: str) -> str:
                      f"`checkpoint` file or orbax folder); pass --from one of {FORMATS}.")
 
 
-def read(path: str, fmt: str, config: T5Config) -> dict[str, Tensor]:
-    """Lazy tensors of the checkpoint at `path`, keyed by unscanned parameter paths."""
+def resolve_format(path: str, fmt: str) -> str:
+    """`fmt`, or the detected format when it is 'auto'."""
     if not os.path.exists(path):
         raise UsageError(f"checkpoint path {path!r} does not exist.")
     fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown checkpoint format {fmt!r}; use one of {FORMATS} or 'auto'.")
+    return fmt
+
+
+def stored_config(path: str, fmt: str) -> T5Config | None:
+    """The model config the checkpoint carries (HF config.json, a converted folder's
+    model_config.json); None for t5x checkpoints and runs, which carry none."""
+    fmt = resolve_format(path, fmt)
+    if fmt == "hf":
+        return t5_config_from_hf(_hf_config_json(path), origin=os.path.join(path, "config.json"))
+    if fmt == "hyperprompt":
+        return model_config.load(path)
+    return None
+
+
+def check_config(path: str, fmt: str, config: T5Config) -> None:
+    """UsageError when `config` computes another function than the checkpoint's own config."""
+    fmt = resolve_format(path, fmt)
+    stored = stored_config(path, fmt)
+    if stored is None:
+        return
+    if fmt == "hyperprompt":
+        fix = f"use --gin_file={os.path.join(path, model_config.GIN_FILE)}"
+    elif published := model_config.published_gin_file(stored):
+        fix = f"use --gin_file={published}"
+    else:
+        fix = (f"convert it with no model gin file (hyperprompt convert --src {path} --dst DIR "
+               f"writes DIR/{model_config.GIN_FILE}) and use --gin_file=DIR/"
+               f"{model_config.GIN_FILE}")
+    model_config.check(stored, config, origin=path, fix=fix)
+
+
+def read(path: str, fmt: str, config: T5Config) -> dict[str, Tensor]:
+    """Lazy tensors of the checkpoint at `path`, keyed by unscanned parameter paths."""
+    fmt = resolve_format(path, fmt)
+    check_config(path, fmt, config)
     readers = {"hf": read_hf, "t5x": read_t5x_legacy, "t5x_orbax": read_t5x_orbax,
                "hyperprompt": read_hyperprompt}
-    if fmt not in readers:
-        raise UsageError(f"unknown checkpoint format {fmt!r}; use one of {FORMATS} or 'auto'.")
     return readers[fmt](path, config)
 
 
@@ -116,24 +157,25 @@ def _torch_state(file: str) -> dict:
     return state  # torch tensors, memory-mapped; converted one at a time
 
 
-def read_hf(path: str, config: T5Config) -> dict[str, Tensor]:
-    if not os.path.isfile(os.path.join(path, "config.json")):
+def _hf_config_json(path: str) -> dict:
+    file = os.path.join(path, "config.json")
+    if not os.path.isfile(file):
         raise UsageError(f"{path} has no config.json: not a Hugging Face save_pretrained folder.")
-    with open(os.path.join(path, "config.json")) as f:
-        hf_config = json.load(f)
-    mismatches = hf_config_mismatches(hf_config, config)
-    if mismatches:
-        raise UsageError(f"{path} does not match the model gin file: {'; '.join(mismatches)}; "
-                         f"pass the --gin_file of this checkpoint's size and version.")
+    try:
+        with open(file) as f:
+            return json.load(f)
+    except ValueError as e:
+        raise UsageError(f"cannot read {file} ({e}); re-download it.") from None
+
+
+def read_hf(path: str, config: T5Config) -> dict[str, Tensor]:
+    """A save_pretrained folder (its config.json checked by `read`)."""
     state = _hf_state(path)
     _check_shared_input_embeddings(state, path)
     out = {}
     for hf_name, ours, how in hf_parameter_map(config):
         if hf_name not in state:
-            if hf_name == "lm_head.weight" and "shared.weight" in state:
-                raise UsageError(f"{path} has no lm_head: a tied (T5 v1.0) checkpoint, but the "
-                                 f"gin file is untied (v1.1); use a t5_* (v1.0) model file.")
-            raise UsageError(f"{path} has no tensor {hf_name} (for {ours}).")
+            raise UsageError(f"{path} has no tensor {hf_name} (for {ours}); re-download it.")
         tensor = state[hf_name]
         if how == TRANSPOSE:
             out[ours] = Tensor(tensor.shape[::-1], functools.partial(

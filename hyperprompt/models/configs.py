@@ -46,6 +46,12 @@ class T5Config:
 
 REMAT_POLICIES = ("none", "full", "dots")
 
+# The fields that change what a trained network computes: a checkpoint fits a model only
+# if these agree (the others are run settings: dropout, dtype, layout, remat).
+FUNCTION_FIELDS = ("vocab_size", "emb_dim", "num_heads", "head_dim", "mlp_dim",
+                   "num_encoder_layers", "num_decoder_layers", "mlp_activations",
+                   "logits_via_embedding", "relpos_num_buckets", "relpos_max_distance")
+
 _V1_0 = dict(mlp_activations=("relu",), logits_via_embedding=True)
 _V1_1 = dict(mlp_activations=("gelu", "linear"), logits_via_embedding=False)
 

@@ -24,7 +24,11 @@ embedding_init = nn.initializers.normal(stddev=1.0)
 relpos_init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
 
 
-def rms_norm(x: Array, scale: Array, eps: float = 1e-6) -> Array:
+# Every published T5 checkpoint normalises with this epsilon; the backbone uses no other.
+LAYER_NORM_EPSILON = 1e-6
+
+
+def rms_norm(x: Array, scale: Array, eps: float = LAYER_NORM_EPSILON) -> Array:
     """T5's LayerNorm: no mean subtraction, no bias, statistics in float32."""
     x32 = x.astype(jnp.float32)
     var = jnp.mean(jnp.square(x32), axis=-1, keepdims=True)

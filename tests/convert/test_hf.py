@@ -141,8 +141,9 @@ def test_v1_0_checkpoint_with_v1_1_gin_is_a_clear_error(tmp_path):
                                logits_via_embedding=False)
     ours = EncoderDecoderModel(Transformer(v1_1))
     target = nn.unbox(ours.init(jax.random.PRNGKey(1), 8, 4)["params"])
-    with pytest.raises(UsageError, match=r"feed_forward_proj='relu' \(T5 v1.0\) vs "
-                                         r"mlp_activations=\('gelu', 'linear'\)"):
+    with pytest.raises(UsageError, match=r"mlp_activations=\('relu',\) in the checkpoint vs "
+                                         r"\('gelu', 'linear'\) in the model gin file; "
+                                         r"logits_via_embedding=True in the checkpoint vs False"):
         load_pretrained(str(tmp_path), "hf", v1_1, target)
 
 
@@ -152,7 +153,7 @@ def test_wrong_size_and_truncated_file(tmp_path):
     bigger = dataclasses.replace(config, mlp_dim=48)
     ours = EncoderDecoderModel(Transformer(bigger))
     target = nn.unbox(ours.init(jax.random.PRNGKey(1), 8, 4)["params"])
-    with pytest.raises(UsageError, match="d_ff=24 vs mlp_dim=48"):
+    with pytest.raises(UsageError, match="mlp_dim=24 in the checkpoint vs 48 in "):
         load_pretrained(str(tmp_path), "hf", bigger, target)
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
