@@ -40,6 +40,9 @@ def gin_text(config: T5Config, source: str) -> str:
             "from hyperprompt.models import configs\n"
             "from hyperprompt.models import t5\n\n"
             "include 'models/_encoder_decoder.gin'\n\n"
+            "# Devices on the model axis (size files own it): the published sizes use 1 up to\n"
+            "# ~1B parameters, 4 at ~3B, 8 at ~11B.\n"
+            "MODEL_PARALLEL = 1\n\n"
             f"configs.T5Config:\n{bindings}")
 
 
