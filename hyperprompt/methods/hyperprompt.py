@@ -19,17 +19,15 @@ T5 1.1 size. No biases (the paper's D and U are matrices). Variants:
 Everything is generated for all layers and all tasks at once (one batched
 einsum), then gathered per example, never recomputed per example.
 
-Initialisation (the paper gives none): the prompts P_m ~ N(0, 0.02^2) (the project's
-choice: hyper-prompts start small, so a pretrained model starts close to itself), and
-every hypernetwork is variance-preserving, so that the hyper-prompts of all three
-variants start at the same scale, RMS(P) / sqrt(2):
-  - local D, U (Share, Sep): fan-in init, Var(D) = 1/d, Var(U) = 1/b;
-  - Global: k_m, z_j ~ N(0, 1); h_t's layers He (ReLU) and fan-in init, so that
-    E[(I^j_m)^2] = 1; the global hypernetworks W^D, W^U by "hyperfan-in" (Chang et al.,
-    "Principled Weight Initialization for Hypernetworks", ICLR 2020, section 4):
-    Var(W^D) = 1/(t d), Var(W^U) = 1/(t b), so the generated D, U have the local
-    variances above. (N(0, 0.02^2) everywhere made Global's initial hyper-prompts about
-    1e-9 at T5 Base, Share's 6e-4.)
+Initialisation (the paper gives none; the project's choice): P_m and the local
+hypernetworks D, U of Share and Sep ~ N(0, 0.02^2), so the initial hyper-prompts are
+small (RMS 0.02^3 sqrt(b d / 2), 6e-4 at T5 Base) and a model starts close to its
+backbone. Global generates its D, U and must start them at that same scale: by
+"hyperfan-in" (Chang et al., "Principled Weight Initialization for Hypernetworks", ICLR
+2020, section 4) the generator's output layer gets Var(W) = Var(target) / (t E[I^2]),
+with the embedding made unit-scale: k_m, z_j ~ N(0, 1) and h_t's two layers He (ReLU) and
+fan-in initialised, so E[(I^j_m)^2] = 1 and Var(W^D) = Var(W^U) = 0.02^2 / t. (With
+N(0, 0.02^2) for every Global parameter too, its initial hyper-prompts were ~1e-9.)
 """
 
 from __future__ import annotations
@@ -46,7 +44,7 @@ from hyperprompt.models.configs import T5Config
 
 VARIANTS = ("share", "sep", "global")
 PLACEMENTS = ("encoder", "decoder", "both")
-PROMPT_STD = 0.02
+STD = 0.02  # P_m and the local hypernetworks D, U (and what Global generates)
 
 
 def _param(module, name, shape, axes, std):
@@ -80,7 +78,7 @@ class HyperPrompt(Method):
                  deterministic: bool = True) -> Conditioning:
         d = embedder.features
         prompts = _param(self, "prompts", (self.num_tasks, self.prompt_length, d),
-                         ("task", "prompt", "embed"), PROMPT_STD)  # P_m
+                         ("task", "prompt", "embed"), STD)  # P_m
         task_emb = None
         if self.variant == "global":  # k_m, shared by the stacks
             task_emb = _param(self, "task_embedding", (self.num_tasks, self.task_embed_dim),
@@ -100,16 +98,16 @@ class HyperPrompt(Method):
         tasks = self.num_tasks
         if self.variant == "share":  # one (D, U) per layer: no task axis
             down = _param(self, f"{stack}_down", (2, depth, d, b), (None, "layers", "embed", None),
-                          d ** -0.5)
+                          STD)
             up = _param(self, f"{stack}_up", (2, depth, b, hd), (None, "layers", None, "joined_kv"),
-                        b ** -0.5)
+                        STD)
             hidden = nn.relu(jnp.einsum("tpd,kldb->kltpb", prompts, down))
             return jnp.einsum("kltpb,klbh->kltph", hidden, up)
         if self.variant == "sep":
             down = _param(self, f"{stack}_down", (2, depth, tasks, d, b),
-                          (None, "layers", "task", "embed", None), d ** -0.5)
+                          (None, "layers", "task", "embed", None), STD)
             up = _param(self, f"{stack}_up", (2, depth, tasks, b, hd),
-                        (None, "layers", "task", None, "joined_kv"), b ** -0.5)
+                        (None, "layers", "task", None, "joined_kv"), STD)
         else:
             down, up = self._global_hypernetworks(stack, depth, d, task_emb)
         hidden = nn.relu(jnp.einsum("tpd,kltdb->kltpb", prompts, down))
@@ -127,9 +125,9 @@ class HyperPrompt(Method):
             jnp.broadcast_to(layer_emb[:, None], (depth, self.num_tasks, t_in))], axis=-1)
         layer_task = nn.relu(pairs @ w1) @ w2  # I^j_m [L, T, t]
         w_down = _param(self, f"{stack}_global_down", (2, t, d * b), (None, None, None),
-                        (t * d) ** -0.5)
+                        STD * t ** -0.5)
         w_up = _param(self, f"{stack}_global_up", (2, t, b * hd), (None, None, None),
-                      (t * b) ** -0.5)
+                      STD * t ** -0.5)
         down = jnp.einsum("ltc,kcx->kltx", layer_task, w_down)
         up = jnp.einsum("ltc,kcx->kltx", layer_task, w_up)
         return (down.reshape(2, depth, self.num_tasks, d, b),
