@@ -23,8 +23,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 # pytest exits 5 when it collects no test; that must fail CI, and it does (non-zero).
+# pytest-xdist runs the suite over every core, one test file per worker at a time (so a
+# file's module-scoped fixtures, e.g. trained runs, are built once); TEST_WORKERS=0 runs
+# it in this process.
+TEST_WORKERS ?= auto
 test: $(STAMP) lint
-	$(VENV)/bin/pytest -q --durations=10 tests
+	$(VENV)/bin/pytest -q --durations=10 -n $(TEST_WORKERS) --dist loadfile tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/step_time.py

@@ -68,7 +68,8 @@ def test_adafactor_settings_are_rejected_for_adamw():
 @pytest.mark.parametrize("settings", [
     {},  # T5's default
     {"multiply_by_parameter_scale": False, "weight_decay": 1e-2, "decay_rate": 0.5},
-], ids=["t5", "prompt_style"])
+    {"step_offset": -1000},  # fine-tuning a checkpoint without Adafactor state (HF) at t=1000
+], ids=["t5", "prompt_style", "step_offset"])
 def test_adafactor_equals_t5s_algorithm(settings, t5_adafactor):
     rng = np.random.default_rng(0)
     shapes = {"factored": (160, 130), "factored_3d": (3, 140, 150), "matrix": (5, 7),
@@ -78,7 +79,8 @@ def test_adafactor_equals_t5s_algorithm(settings, t5_adafactor):
     tx = make_optimizer(learning_rate=0.05, **settings)
     reference = t5_adafactor(0.05, settings.get("decay_rate", 0.8),
                             settings.get("multiply_by_parameter_scale", True),
-                            weight_decay=settings.get("weight_decay", 0.0))
+                            weight_decay=settings.get("weight_decay", 0.0),
+                            step=-settings.get("step_offset", 0))
     ours, want = {k: jnp.asarray(v) for k, v in params.items()}, params
     state = tx.init(ours)
     for _ in range(4):

@@ -112,7 +112,7 @@ def print_table(report: Mapping[str, Mapping], title: str,
     names = [k for k in report[sizes[0]] if k != BACKBONE]
     labels = labels or {}
     console = Console()
-    console.print(title)
+    console.print(title, soft_wrap=True)  # one line per setting, whatever the width
     for chunk in (sizes[i:i + sizes_per_table] for i in range(0, len(sizes), sizes_per_table)):
         table = Table(box=box.SIMPLE_HEAD, caption="cell: the method's parameters, their % of "
                       "the backbone, % trained (method + unfrozen backbone)")

@@ -77,7 +77,8 @@ def test_cli_reads_tasks_and_settings_from_gin(monkeypatch, capsys):
     assert settings["prompt_tuning"] == {}  # its gin file is not included
 
 
-def test_printed_table_has_every_size_and_method(report, capsys):
+def test_printed_table_has_every_size_and_method(report, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # rich's width when not a terminal, whatever CI sets
     params.print_table(report, params.describe(8), {"hyperprompt_global": "HP-Global"})
     out = capsys.readouterr().out
     assert "HyperPrompt-Global: variant=global placement=both prompt_length=16" in out
