@@ -41,8 +41,8 @@ setuptools.setup(
     ],
     extras_require={
         # torch CPU 2.13.0 is the build the offline HF conversion tests run against.
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff==0.17.6", "torch==2.13.0", "transformers>=5",
-                 "safetensors>=0.4"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff==0.17.6", "torch==2.13.0",
+                 "transformers>=5", "safetensors>=0.4"],
         "torch": ["torch==2.13.0", "transformers>=5", "safetensors>=0.4"],
         "gpu": ["jax[cuda12]>=0.10"],
         "tpu": ["jax[tpu]>=0.10"],
