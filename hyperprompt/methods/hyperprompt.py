@@ -26,8 +26,16 @@ backbone. Global generates its D, U and must start them at that same scale: by
 "hyperfan-in" (Chang et al., "Principled Weight Initialization for Hypernetworks", ICLR
 2020, section 4) the generator's output layer gets Var(W) = Var(target) / (t E[I^2]),
 with the embedding made unit-scale: k_m, z_j ~ N(0, 1) and h_t's two layers He (ReLU) and
-fan-in initialised, so E[(I^j_m)^2] = 1 and Var(W^D) = Var(W^U) = 0.02^2 / t. (With
+fan-in scaled, so E[(I^j_m)^2] = 1 and Var(W^D) = Var(W^U) = 0.02^2 / t. (With
 N(0, 0.02^2) for every Global parameter too, its initial hyper-prompts were ~1e-9.)
+
+Global's chained weights (h_t's two layers, W^D, W^U) are stored N(0, 1) and multiplied
+by those scales in the forward pass (the "scaled" parametrisation of NTK/muP): same
+initial function, but Adam's per-element step (~lr whatever a parameter's size) then
+moves a generated weight by ~lr * 0.02 * sqrt(t) E|I| rather than lr * t E|I| (265x less
+at t = 28), which at AdamW 2e-2 made Global diverge (tests/methods/
+test_hyperprompt_integration.py). Adafactor with parameter scaling (T5's recipe) scales
+steps by each parameter's RMS and trains both parametrisations alike.
 """
 
 from __future__ import annotations
@@ -50,6 +58,11 @@ STD = 0.02  # P_m and the local hypernetworks D, U (and what Global generates)
 def _param(module, name, shape, axes, std):
     init = nn.initializers.normal(stddev=std)
     return module.param(name, nn.with_logical_partitioning(init, axes), shape)
+
+
+def _scaled_param(module, name, shape, axes, scale):
+    """A weight stored N(0, 1) and used times `scale` (so it acts as N(0, scale^2))."""
+    return _param(module, name, shape, axes, 1.0) * scale
 
 
 class HyperPrompt(Method):
@@ -118,16 +131,17 @@ class HyperPrompt(Method):
         b, hd, t_in, t = (self.bottleneck, self.config.num_heads * self.config.head_dim,
                           self.task_embed_dim, self.layer_task_dim)
         layer_emb = _param(self, f"{stack}_layer_embedding", (depth, t_in), ("layers", None), 1.0)
-        w1 = _param(self, f"{stack}_h_t_hidden", (2 * t_in, t), (None, None), t_in ** -0.5)
-        w2 = _param(self, f"{stack}_h_t_out", (t, t), (None, None), t ** -0.5)
+        w1 = _scaled_param(self, f"{stack}_h_t_hidden", (2 * t_in, t), (None, None),
+                           t_in ** -0.5)  # He: sqrt(2 / fan_in), fan_in = 2t'
+        w2 = _scaled_param(self, f"{stack}_h_t_out", (t, t), (None, None), t ** -0.5)
         pairs = jnp.concatenate([  # [L, T, 2t'] = [k_m; z_j] for every layer and task
             jnp.broadcast_to(task_emb[None], (depth, self.num_tasks, t_in)),
             jnp.broadcast_to(layer_emb[:, None], (depth, self.num_tasks, t_in))], axis=-1)
         layer_task = nn.relu(pairs @ w1) @ w2  # I^j_m [L, T, t]
-        w_down = _param(self, f"{stack}_global_down", (2, t, d * b), (None, None, None),
-                        STD * t ** -0.5)
-        w_up = _param(self, f"{stack}_global_up", (2, t, b * hd), (None, None, None),
-                      STD * t ** -0.5)
+        w_down = _scaled_param(self, f"{stack}_global_down", (2, t, d * b), (None, None, None),
+                               STD * t ** -0.5)
+        w_up = _scaled_param(self, f"{stack}_global_up", (2, t, b * hd), (None, None, None),
+                             STD * t ** -0.5)
         down = jnp.einsum("ltc,kcx->kltx", layer_task, w_down)
         up = jnp.einsum("ltc,kcx->kltx", layer_task, w_up)
         return (down.reshape(2, depth, self.num_tasks, d, b),
