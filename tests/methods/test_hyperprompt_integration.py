@@ -1,7 +1,7 @@
-"""HyperPrompt-Global trains to at least vanilla's per-task exact match on the synthetic mixture.
+"""HyperPrompt-Global and vanilla through the real trainer on the synthetic mixture.
 
-Both methods run through the real trainer (`hyperprompt train`, in process) on the same
-seed, data order and step count; only the methods/ include differs.
+Both methods run `hyperprompt train` (in process) on the same seed, data order and step
+count; only the methods/ include differs.
 """
 
 import json
@@ -42,29 +42,31 @@ optax.warmup_cosine_decay_schedule:
   decay_steps = %TRAIN_STEPS
 """
 
-# Measured with these settings (exact match in %, 256 validation examples per task):
+# Measured with these settings on a 2-core x86 CPU (exact match in %, 256 validation
+# examples per task; SETTINGS with SEED = 0..5, at the commit that added this table):
 #
 #   seed  vanilla copy/count/reverse/sort   HyperPrompt-Global copy/count/reverse/sort
-#   0     87.9 / 100.0 / 80.1 /  98.0       97.7 / 100.0 /  99.2 / 100.0
-#   1     95.3 / 100.0 / 94.5 /  99.6       99.6 / 100.0 / 100.0 / 100.0
-#   2     90.2 / 100.0 / 90.2 /  98.4       96.1 / 100.0 /  96.1 /  99.2
-#   3     60.5 / 100.0 / 49.2 /  96.5       94.5 / 100.0 /  95.3 /  98.0
-#   4     96.5 / 100.0 / 94.1 /  99.2       94.1 / 100.0 /  87.9 /  98.4
-#   5     44.5 /  99.6 / 48.4 / 100.0       68.0 / 100.0 /  66.4 /  99.6
+#   0     91.0 /  99.6 /  91.0 /  99.2       98.0 / 100.0 /  98.4 / 100.0
+#   1     88.7 / 100.0 /  88.7 /  99.2       99.2 / 100.0 /  99.6 / 100.0
+#   2     94.9 / 100.0 /  91.8 /  96.1       93.0 / 100.0 /  98.4 /  99.6
+#   3     66.8 / 100.0 /  51.2 /  98.8       86.7 / 100.0 /  90.2 /  99.2
+#   4     99.2 / 100.0 / 100.0 /  99.2       77.3 / 100.0 /  66.4 /  96.9
+#   5     52.7 /  99.6 /  50.0 /  98.4       67.6 / 100.0 /  73.4 /  99.6
 #
-# HyperPrompt-Global is ahead on average (copy 91.7 vs 79.2, reverse 90.8 vs 76.1), but
-# vanilla's own run-to-run spread is large (copy 44.5-96.5 over seeds, std 20 points), and in
-# 2 of 6 seeds HyperPrompt fell below vanilla on some task, by at most 6.2 points (seed 4,
-# reverse). The test runs seed 0 (HyperPrompt ahead or equal everywhere); the tolerance
-# covers the largest deficit seen, so another machine's float rounding, which reshuffles
-# these dynamics like a new seed, does not flake the test.
-TOLERANCE = 7.0
+# HyperPrompt-Global is ahead on average (copy 87.0 vs 82.2, reverse 87.8 vs 78.8) and in 5
+# of 6 seeds, but a single run decides little here: vanilla's copy spans 52.7-99.2 over
+# seeds, seed 4 puts HyperPrompt 34 points behind, and another machine's float rounding
+# reshuffles the dynamics like a new seed (CI's vanilla at seed 0 gave 84.0 / 77.7 on copy
+# / reverse). A per-seed "at least vanilla" would need a tolerance that accepts anything,
+# so the comparison across seeds belongs to a multi-seed study; this test asserts what one
+# run shows on any machine: both learn every task, and HyperPrompt trains a different model
+# (a HyperPrompt whose conditioning is ignored trains bit-identically to vanilla).
 METHODS = ("vanilla", "hyperprompt_global")
 
 
 @pytest.fixture(scope="module")
-def exact_match(tmp_path_factory) -> dict[str, dict[str, float]]:
-    """{method: {task: exact match}} after training each method with SETTINGS."""
+def runs(tmp_path_factory):
+    """{method: its MODEL_DIR} after training each method with SETTINGS."""
     root = tmp_path_factory.mktemp("integration")
     settings = root / "settings.gin"
     settings.write_text(SETTINGS)
@@ -74,23 +76,41 @@ def exact_match(tmp_path_factory) -> dict[str, dict[str, float]]:
         assert cli.main(["train", "--gin_file=experiments/quickstart.gin",
                          f"--gin_file=methods/{method}.gin", f"--gin_file={settings}",
                          f"--gin.MODEL_DIR='{model_dir}'"]) == 0
-        metrics = json.loads((model_dir / "results.json").read_text())
-        results[method] = {task: m["exact_match"] for task, m in metrics.items()}
+        results[method] = model_dir
     return results
 
 
-def test_both_runs_learn_but_vanilla_is_not_saturated(exact_match):
-    """The comparison means something: every task well above chance (count: 1 in 8 lengths;
-    the string tasks ~0; the lowest of the 12 runs above: 44.5), and vanilla is not
-    saturated (its weakest task below 98 in every seed above)."""
+@pytest.fixture(scope="module")
+def exact_match(runs) -> dict[str, dict[str, float]]:
+    """{method: {task: exact match}} of the final validation."""
+    return {method: {task: m["exact_match"] for task, m in
+                     json.loads((model_dir / "results.json").read_text()).items()}
+            for method, model_dir in runs.items()}
+
+
+@pytest.fixture(scope="module")
+def losses(runs) -> dict[str, dict[int, float]]:
+    """{method: {step: logged training loss}}."""
+    out = {}
+    for method, model_dir in runs.items():
+        lines = (json.loads(line) for line in (model_dir / "train_log.jsonl").open())
+        out[method] = {line["step"]: line["loss"] for line in lines if "loss" in line}
+    return out
+
+
+def test_both_runs_learn_every_task(exact_match):
+    """Every task well above chance (count: 1 in 8 lengths; the string tasks ~0; the lowest
+    of the 12 runs above: 50.0)."""
     for method, tasks in exact_match.items():
         assert set(tasks) == {"synthetic_copy", "synthetic_count", "synthetic_reverse",
                               "synthetic_sort"}
         assert min(tasks.values()) >= 40.0, (method, tasks)
-    assert min(exact_match["vanilla"].values()) < 98.0, exact_match["vanilla"]
 
 
-def test_hyperprompt_global_at_least_vanilla_per_task(exact_match):
-    vanilla, hyperprompt = exact_match["vanilla"], exact_match["hyperprompt_global"]
-    for task, baseline in vanilla.items():
-        assert hyperprompt[task] >= baseline - TOLERANCE, (task, hyperprompt, vanilla)
+def test_hyperprompt_changes_the_training_run(losses):
+    """Same seed, data and backbone initialisation: the logged training losses differ from
+    the first logged step on only if the hyper-prompts reach the attention."""
+    vanilla, hyperprompt = losses["vanilla"], losses["hyperprompt_global"]
+    assert vanilla.keys() == hyperprompt.keys() and len(vanilla) >= 10
+    first = min(vanilla)
+    assert abs(vanilla[first] - hyperprompt[first]) > 1e-4, (vanilla, hyperprompt)
