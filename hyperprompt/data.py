@@ -1,4 +1,8 @@
-"""Input pipeline: seqio tasks -> batches that carry per-example `task_ids`.
+"""Input pipeline: seqio tasks -> batches that carry per-example (or per-row) `task_ids`.
+
+Training batches may be packed (several examples a row, seqio's packing): each task is
+packed on its own, so a row holds examples of one task and `task_ids` stays [B] (task
+conditioning is per row). Evaluation and inference batches are never packed.
 
 The task-id registry is the mixture's ordered task list (seqio orders it by
 name). It is written next to the checkpoints (`task_registry.json`) and read
@@ -20,6 +24,9 @@ from hyperprompt.errors import UsageError
 
 REGISTRY_FILE = "task_registry.json"
 TASK_IDS = "task_ids"
+# Fills the slots packing reserves for a method's input prompt (the model puts the prompt
+# there, never this id's embedding); 2 is UNK in T5's vocabularies, nonzero (not padding).
+PROMPT_PLACEHOLDER_ID = 2
 
 
 class TaskIdFeatureConverter(seqio.EncDecFeatureConverter):
@@ -115,14 +122,44 @@ def task_dataset(task_name: str, task_id: int, split: str,
     return _with_task_id(ds, task_id)
 
 
+def packed_task_rows(task_name: str, task_id: int, feature_lengths: Mapping[str, int],
+                     seed: int, prompt_length: int = 0) -> tf.data.Dataset:
+    """One task's endless shuffled training examples packed into rows, each with its
+    `task_ids` (scalar) and seqio's segment ids and positions.
+
+    With `prompt_length` P > 0, P slots (PROMPT_PLACEHOLDER_ID) go in front of each
+    example's inputs before packing, and packed inputs are P longer: the model fills them
+    with the method's input prompt, so each example sees its own prompt as unpacked.
+    """
+    ds = task_dataset(task_name, task_id, "train", feature_lengths, True, seed, repeat=True)
+    ds = ds.map(lambda ex: {k: ex[k] for k in feature_lengths})
+    lengths = dict(feature_lengths)
+    if prompt_length:
+        slots = tf.fill([prompt_length], tf.constant(PROMPT_PLACEHOLDER_ID, tf.int32))
+        ds = ds.map(lambda ex: {**ex, "inputs": tf.concat([slots, ex["inputs"]], axis=0)})
+        lengths["inputs"] += prompt_length
+    rows = seqio.EncDecFeatureConverter(pack=True)(ds, lengths)
+    return rows.map(lambda row: {**row, TASK_IDS: tf.constant(task_id, tf.int32)})
+
+
 def train_batches(name: str, registry: Sequence[str], feature_lengths: Mapping[str, int],
-                  batch_size: int, seed: int, skip: int = 0) -> Iterator[dict[str, np.ndarray]]:
+                  batch_size: int, seed: int, skip: int = 0, pack: bool = False,
+                  prompt_length: int = 0) -> Iterator[dict[str, np.ndarray]]:
     """Endless mixed, shuffled training batches (numpy, static shapes).
 
     Deterministic for a seed; `skip` drops the batches a resumed run already saw,
-    so a restart continues the same sequence.
+    so a restart continues the same sequence. With `pack`, rows are packed per task
+    (`packed_task_rows`, inputs `prompt_length` longer) and then mixed: the mixture's
+    rates apply to rows, not examples (t5x mixes examples, then packs; packing each task
+    alone is what keeps a row to one task id).
     """
     rates = mixture_rates(name)
+    if pack:
+        datasets = [packed_task_rows(t, i, feature_lengths, seed + i, prompt_length)
+                    for i, t in enumerate(registry)]
+        mixed = tf.data.Dataset.sample_from_datasets(datasets, weights=rates, seed=seed)
+        batched = mixed.batch(batch_size, drop_remainder=True).skip(skip)
+        return batched.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
     # Only what training reads: tasks differ in their other features (labels, ids).
     keep = lambda ex: {k: ex[k] for k in (*feature_lengths, TASK_IDS)}  # noqa: E731
     datasets = [task_dataset(t, i, "train", feature_lengths, True, seed + i, repeat=True)

@@ -2,7 +2,9 @@
 
 Batches are dicts of int32 arrays as the feature converter emits them:
 `encoder_input_tokens` [B, S], `decoder_input_tokens`, `decoder_target_tokens`,
-`decoder_loss_weights` [B, T], and `task_ids` [B].
+`decoder_loss_weights` [B, T], and `task_ids` [B]; packed training batches add seqio's
+`encoder_segment_ids`, `encoder_positions` [B, S], `decoder_segment_ids`,
+`decoder_positions` [B, T].
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from hyperprompt.decoding import greedy_decode
 Array = jax.Array
 Batch = Mapping[str, Array]
 NUM_REAL_TARGET_TOKENS = "NUM_REAL_TARGET_TOKENS"
+PACKING_FEATURES = ("encoder_segment_ids", "decoder_segment_ids", "encoder_positions",
+                    "decoder_positions")
 
 
 def cross_entropy_with_z_loss(logits: Array, targets: Array, z_loss: float
@@ -55,9 +59,10 @@ class EncoderDecoderModel:
     def logits(self, params, batch: Batch, dropout_rng: Array | None = None) -> Array:
         """Teacher-forced logits [B, T, V]; dropout when `dropout_rng` is given."""
         rngs = None if dropout_rng is None else {"dropout": dropout_rng}
+        packing = {k: batch[k] for k in PACKING_FEATURES if k in batch}
         return self.module.apply(
             {"params": params}, batch["encoder_input_tokens"], batch["decoder_input_tokens"],
-            batch["decoder_target_tokens"], enable_dropout=dropout_rng is not None,
+            batch["decoder_target_tokens"], **packing, enable_dropout=dropout_rng is not None,
             task_ids=batch.get("task_ids"), rngs=rngs)
 
     def loss_fn(self, params, batch: Batch, dropout_rng: Array | None = None

@@ -69,6 +69,24 @@ def check_num_tasks(conditioner: Conditioner, registry: list[str]) -> None:
                          f"NUM_TASKS={num_tasks}; set --gin.NUM_TASKS={len(registry)}.")
 
 
+def check_packing(model: EncoderDecoderModel, conditioner: Conditioner) -> None:
+    """Packed rows share one Conditioning per row (one task): the method must condition on
+    the task id only, and declare the input prompt it makes (its slots are reserved)."""
+    if not conditioner.per_task:
+        raise UsageError(f"method {conditioner.label()} conditions on each example's input; "
+                         f"set PACK=False.")
+    module = model.module
+    cond = jax.eval_shape(lambda: module.init_with_output(
+        jax.random.PRNGKey(0), jnp.zeros((1,), jnp.int32), jnp.ones((1, 1), jnp.int32), False,
+        method=module.condition)[0])
+    made = 0 if cond.input_prompt is None else cond.input_prompt.shape[1]
+    if made != conditioner.input_prompt_length():
+        raise UsageError(f"method {conditioner.label()} makes an input prompt of {made} "
+                         f"positions but its input_prompt_length() is "
+                         f"{conditioner.input_prompt_length()}; make it return {made} (or set "
+                         f"PACK=False).")
+
+
 def check_registry(model_dir: str, registry: list[str]) -> None:
     saved = data.load_registry(model_dir)
     if saved is not None and saved != registry:
@@ -181,6 +199,7 @@ def train(
     debug_nan_step: int | None = None,
     config_text: str | None = None,
     restore_optimizer_state: bool = True,
+    pack: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Train, evaluating every `eval_period` steps; returns the final per-task metrics.
 
@@ -190,6 +209,8 @@ def train(
     run's gin config) is written to MODEL_DIR/config.gin once the inputs are checked.
     `restore_optimizer_state`: a new run from a t5x INITIAL_CHECKPOINT_PATH continues its
     Adafactor state and step, as t5x fine-tuning does (convert/optimizer_state.py).
+    `pack`: training rows hold several examples of one task (`data.train_batches`; each
+    row shares a dropout draw, as t5x); evaluation stays unpacked.
 
     Raises Preempted after checkpointing when SIGTERM/SIGINT arrives, and
     TrainingDiverged on a non-finite loss with nan_policy='stop' ('skip' drops
@@ -204,6 +225,8 @@ def train(
     registry = data.task_registry(mixture_or_task_name)
     check_feature_lengths(conditioner, task_feature_lengths)
     check_num_tasks(conditioner, registry)
+    if pack:
+        check_packing(model, conditioner)
     mesh = partitioning.make_mesh(model_parallel)
     partitioning.check_batch_size(batch_size, mesh)
     check_registry(model_dir, registry)
@@ -244,8 +267,9 @@ def train(
             if eval_examples != 0:
                 evaluator = eval_lib.Evaluator(model, registry, task_feature_lengths, batch_size,
                                                mesh, eval_split, eval_examples)
-            batches = data.train_batches(mixture_or_task_name, registry, task_feature_lengths,
-                                         batch_size, seed, skip=start)
+            batches = data.train_batches(
+                mixture_or_task_name, registry, task_feature_lengths, batch_size, seed,
+                skip=start, pack=pack, prompt_length=conditioner.input_prompt_length())
             loop = _Loop(model_dir, manager, log, writer, evaluator, nan_policy)
             with PreemptionGuard() as guard:
                 state, results = loop.run(state, step_fn, batches, mesh, start, train_steps,

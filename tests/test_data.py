@@ -63,3 +63,36 @@ def test_train_batches_mix_all_tasks():
     ids = np.concatenate([next(batches)["task_ids"] for _ in range(4)])
     counts = np.bincount(ids, minlength=4)
     assert counts.sum() == 256 and counts.min() > 30  # equal rates: 64 expected each
+
+
+def test_packed_train_rows_hold_examples_of_their_row_task_only():
+    registry = data.task_registry("synthetic_mtl")
+    lengths = {"inputs": 64, "targets": 24}
+    batches = data.train_batches("synthetic_mtl", registry, lengths, 8, seed=0, pack=True)
+    batch = next(batches)
+    assert len(set(batch["task_ids"].tolist())) > 1  # rows of several tasks are mixed
+    examples = 0
+    for row, task_id in enumerate(batch["task_ids"]):
+        segments = batch["encoder_segment_ids"][row]
+        for seg in range(1, segments.max() + 1):
+            text = bytes(t - 3 for t in batch["encoder_input_tokens"][row][segments == seg][:-1])
+            assert text.decode().startswith(registry[task_id].removeprefix("synthetic_") + ": ")
+            examples += 1
+    assert examples > 8  # rows hold more than one example
+    again = next(data.train_batches("synthetic_mtl", registry, lengths, 8, seed=0, pack=True))
+    assert all(np.array_equal(batch[k], again[k]) for k in batch)  # deterministic for a seed
+    other = next(data.train_batches("synthetic_mtl", registry, lengths, 8, seed=1, pack=True))
+    assert not np.array_equal(batch["encoder_input_tokens"], other["encoder_input_tokens"])
+
+
+def test_packed_rows_reserve_prompt_slots_before_each_example():
+    lengths = {"inputs": 64, "targets": 24}
+    row = next(data.packed_task_rows("synthetic_copy", 0, lengths, 0, prompt_length=3)
+               .as_numpy_iterator())
+    tokens, positions = row["encoder_input_tokens"], row["encoder_positions"]
+    assert tokens.shape == (67,) and row["task_ids"] == 0
+    starts = np.flatnonzero((positions == 0) & (row["encoder_segment_ids"] > 0))
+    assert len(starts) > 1
+    for start in starts:
+        assert tokens[start:start + 3].tolist() == [data.PROMPT_PLACEHOLDER_ID] * 3
+        assert bytes(t - 3 for t in tokens[start + 3:start + 8]).decode() == "copy:"

@@ -13,6 +13,8 @@ import pytest
 
 from hyperprompt import checkpoints, cli, data, partitioning
 from hyperprompt.errors import UsageError
+from hyperprompt.methods.prompt_tuning import PromptTuning
+from hyperprompt.methods.vanilla import Vanilla
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models.configs import T5Config
 from hyperprompt.models.t5 import Transformer
@@ -155,3 +157,49 @@ def test_config_gin_is_written_before_training(tmp_path, monkeypatch):
                   f"--gin.MODEL_DIR='{model_dir}'", "--gin.TRAIN_STEPS=3"])
     config = (model_dir / "config.gin").read_text()
     assert "TRAIN_STEPS = 3" in config and "CONDITIONER = @vanilla.Vanilla()" in config
+
+
+def packed_run(model_dir, conditioner, steps=2):
+    model = EncoderDecoderModel(Transformer(BYTE_CONFIG, conditioner))
+    return train(model=model, model_dir=str(model_dir), train_steps=steps, batch_size=8,
+                 mixture_or_task_name="synthetic_mtl",
+                 task_feature_lengths={"inputs": 48, "targets": 16}, eval_period=steps,
+                 eval_examples=4, checkpoint_period=steps, log_period=1,
+                 async_checkpointing=False, pack=True)
+
+
+def test_packed_training_runs_end_to_end_with_prompt_slots(tmp_path, monkeypatch):
+    seen = []
+    real = data.train_batches
+
+    def spy(*args, **kwargs):
+        for batch in real(*args, **kwargs):
+            seen.append(batch)
+            yield batch
+
+    monkeypatch.setattr(data, "train_batches", spy)
+    results = packed_run(tmp_path / "run", PromptTuning(4, 3, prompt_init="uniform"))
+    assert set(results) == set(data.task_registry("synthetic_mtl"))
+    assert all(np.isfinite(loss) for _, loss in train_losses(tmp_path / "run"))
+    batch = seen[0]
+    assert batch["encoder_input_tokens"].shape == (8, 48 + 3)  # the prompt's slots
+    assert batch["decoder_segment_ids"].max() > 1 and batch["task_ids"].shape == (8,)
+
+
+class PerExample(Vanilla):
+    per_task = False
+
+
+class UndeclaredPrompt(PromptTuning):
+    def input_prompt_length(self):
+        return 0
+
+
+@pytest.mark.parametrize("conditioner, message", [
+    (PerExample(), "method PerExample conditions on each example's input; set PACK=False."),
+    (UndeclaredPrompt(4, 3), "makes an input prompt of 3 positions but its "
+                             "input_prompt_length\\(\\) is 0; make it return 3"),
+])
+def test_packing_refuses_methods_it_cannot_pack(tmp_path, conditioner, message):
+    with pytest.raises(UsageError, match=message):
+        packed_run(tmp_path / "run", conditioner)

@@ -30,7 +30,7 @@ import dataclasses
 import importlib
 import pkgutil
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import flax.linen as nn
 import jax
@@ -51,6 +51,9 @@ class Conditioner(Protocol):
     # Task slots of the per-task parameters (a mixture may not have more tasks); None for a
     # method without per-task parameters. A dataclass field, or a class attribute.
     num_tasks: int | None
+    # Whether the Conditioning depends on the task id only (not on the example's input): then
+    # a packed row of one task's examples can share it. Packed training needs it.
+    per_task: ClassVar[bool]
 
     def __call__(self, task_ids: Array, encoder_tokens: Array, embedder: Embed,
                  deterministic: bool = True) -> Conditioning:
@@ -64,6 +67,10 @@ class Conditioner(Protocol):
 
     def min_feature_lengths(self) -> Mapping[str, int]:
         """Smallest TASK_FEATURE_LENGTHS the method works with, e.g. {"inputs": 64}."""
+
+    def input_prompt_length(self) -> int:
+        """Positions of the `input_prompt` it makes (0: none). Packed training reserves that
+        many slots in front of each example for the prompt (`data.train_batches`)."""
 
     def param_groups(self) -> Sequence[ParamGroup]:
         """Parameters to freeze and groups with their own optimizer settings (path regexes,
@@ -83,8 +90,15 @@ class Conditioner(Protocol):
 
 
 class Method(nn.Module):
-    """Base of the project's methods: the contract's defaults (no length needs, no groups,
-    initialisation untouched by the backbone, the class name as label)."""
+    """Base of the project's methods: the contract's defaults (task-id conditioning, no
+    length needs, no input prompt, no groups, initialisation untouched by the backbone, the
+    class name as label)."""
+
+    per_task: ClassVar[bool] = True
+
+    @nn.nowrap
+    def input_prompt_length(self) -> int:
+        return 0
 
     @nn.nowrap
     def min_feature_lengths(self) -> Mapping[str, int]:
@@ -104,8 +118,8 @@ class Method(nn.Module):
         return type(self).__name__
 
 
-CONTRACT = ("num_tasks", "min_feature_lengths", "param_groups", "parameter_count",
-            "init_from_backbone", "label")
+CONTRACT = ("num_tasks", "per_task", "min_feature_lengths", "input_prompt_length",
+            "param_groups", "parameter_count", "init_from_backbone", "label")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,7 @@ from hyperprompt.models.conditioning import (
 )
 from hyperprompt.models.configs import T5Config
 from hyperprompt.models.layers import Dense, Embed, MlpBlock, RelativePositionBiases, RMSNorm
+from hyperprompt.models.masks import causal_mask, encoder_valid_mask, pair_mask
 
 Array = jax.Array
 
@@ -132,18 +133,29 @@ def run_layer_stack(layer_cls: type[nn.Module], cfg: T5Config, num_layers: int,
     return x
 
 
-def encoder_valid_mask(encoder_input_tokens: Array, prompt_length: int) -> Array:
-    """[B, P + T] bool: prompt positions are always valid, tokens where id > 0."""
-    valid = encoder_input_tokens > 0
-    if prompt_length:
-        ones = jnp.ones((valid.shape[0], prompt_length), bool)
-        valid = jnp.concatenate([ones, valid], axis=1)
-    return valid
+def embed_inputs(embedded: Array, input_prompt: Array | None, positions: Array | None,
+                 segment_ids: Array | None) -> Array:
+    """Token embeddings [B, T, D] with the input prompt [B, P, D] placed -> [B, P + T, D].
 
-
-def _pair_mask(q_valid: Array, k_valid: Array) -> Array:
-    """[B, Q], [B, K] -> [B, 1, Q, K]."""
-    return (q_valid[:, :, None] & k_valid[:, None, :])[:, None]
+    Unpacked, the prompt is prepended. Packed (`positions` given), the data reserved P
+    placeholder slots in front of each example (`data.PROMPT_PLACEHOLDER_ID`): a slot at
+    position p < P takes prompt row p, so each segment sees its own copy right before its
+    tokens, at the same relative distances as unpacked; nothing is prepended ([B, T, D]).
+    """
+    if input_prompt is None:
+        return embedded
+    prompt = input_prompt.astype(embedded.dtype)
+    if positions is None:
+        if segment_ids is not None:
+            raise ValueError("Packed inputs with an input prompt need encoder_positions (its "
+                             "slots are where position < prompt length); pass them.")
+        return jnp.concatenate([prompt, embedded], axis=1)
+    plen = prompt.shape[1]
+    rows = jnp.take_along_axis(prompt, jnp.minimum(positions, plen - 1)[..., None], axis=1)
+    in_prompt = positions < plen
+    if segment_ids is not None:
+        in_prompt = in_prompt & (segment_ids > 0)
+    return jnp.where(in_prompt[..., None], rows, embedded)
 
 
 class Encoder(nn.Module):
@@ -152,24 +164,26 @@ class Encoder(nn.Module):
 
     @nn.compact
     def __call__(self, encoder_input_tokens: Array, cond: Conditioning,
-                 deterministic: bool = True) -> Array:
-        """tokens [B, T] -> encoded [B, P + T, D] (P = input prompt length, 0 if none)."""
+                 deterministic: bool = True, segment_ids: Array | None = None,
+                 positions: Array | None = None) -> Array:
+        """tokens [B, T] -> encoded [B, P + T, D] (P = prepended input prompt length: 0 if
+        none, or packed, where the prompt fills its reserved slots)."""
         cfg = self.config
         drop = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))
-        x = self.shared_embedding(encoder_input_tokens)
-        plen = 0
-        if cond.input_prompt is not None:
-            plen = cond.input_prompt.shape[1]
-            x = jnp.concatenate([cond.input_prompt.astype(x.dtype), x], axis=1)
-        valid = encoder_valid_mask(encoder_input_tokens, plen)
+        x = embed_inputs(self.shared_embedding(encoder_input_tokens), cond.input_prompt,
+                         positions, segment_ids)
+        valid = encoder_valid_mask(encoder_input_tokens, x.shape[1] - encoder_input_tokens.shape[1])
         x = drop(x, deterministic=deterministic)
         x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
         length = x.shape[1]
+        # Bias from row indices, as t5x: within a packed segment (contiguous) index
+        # differences are position differences, and other segments are masked out.
         bias = RelativePositionBiases(cfg.relpos_num_buckets, cfg.relpos_max_distance,
                                       cfg.num_heads, name="relpos_bias")(length, length, True)
         x = run_layer_stack(EncoderLayer, cfg, cfg.num_encoder_layers,
                             {"deterministic": deterministic}, "encoder",
-                            x, cond.encoder, _pair_mask(valid, valid), bias)
+                            x, cond.encoder, pair_mask(valid, valid, segment_ids, segment_ids),
+                            bias)
         return drop(RMSNorm(name="encoder_norm")(x), deterministic=deterministic)
 
 
@@ -181,8 +195,10 @@ class Decoder(nn.Module):
     def __call__(self, encoded: Array, encoder_valid: Array, decoder_input_tokens: Array,
                  decoder_target_tokens: Array | None, cond: StackConditioning,
                  deterministic: bool = True, decode: bool = False,
-                 max_decode_length: int | None = None) -> Array:
-        """encoded [B, S, D], tokens [B, T] -> logits [B, T, vocab] (float32)."""
+                 max_decode_length: int | None = None, encoder_segment_ids: Array | None = None,
+                 decoder_segment_ids: Array | None = None) -> Array:
+        """encoded [B, S, D], tokens [B, T] -> logits [B, T, vocab] (float32); segment ids
+        [B, S], [B, T] when packed."""
         cfg = self.config
         drop = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))
         y = drop(self.shared_embedding(decoder_input_tokens), deterministic=deterministic)
@@ -190,21 +206,22 @@ class Decoder(nn.Module):
         relpos = RelativePositionBiases(cfg.relpos_num_buckets, cfg.relpos_max_distance,
                                         cfg.num_heads, name="relpos_bias")
         if decode:
+            if decoder_segment_ids is not None:
+                raise ValueError("decode=True runs unpacked; drop the segment ids.")
             # The attention slices the row of the current step out of the full bias.
             length = max_decode_length or y.shape[1]
             self_bias, self_mask = relpos(length, length, False), None
             q_valid = jnp.ones(decoder_input_tokens.shape, bool)
         else:
             length = y.shape[1]
-            self_bias = relpos(length, length, False)
+            self_bias = relpos(length, length, False)  # row indices: see Encoder
             q_valid = (jnp.ones(decoder_input_tokens.shape, bool) if decoder_target_tokens is None
                        else decoder_target_tokens > 0)
-            causal = jnp.tril(jnp.ones((length, length), bool))
-            self_mask = _pair_mask(q_valid, q_valid) & causal
+            self_mask = causal_mask(q_valid, decoder_segment_ids)
+        cross_mask = pair_mask(q_valid, encoder_valid, decoder_segment_ids, encoder_segment_ids)
         y = run_layer_stack(DecoderLayer, cfg, cfg.num_decoder_layers,
                             {"deterministic": deterministic, "decode": decode}, "decoder",
-                            y, cond, encoded, self_mask, self_bias,
-                            _pair_mask(q_valid, encoder_valid))
+                            y, cond, encoded, self_mask, self_bias, cross_mask)
         y = drop(RMSNorm(name="decoder_norm")(y), deterministic=deterministic)
         if cfg.logits_via_embedding:
             logits = self.shared_embedding.attend(y) / jnp.sqrt(y.shape[-1]).astype(y.dtype)
@@ -240,41 +257,50 @@ class Transformer(nn.Module):
         return self.conditioner(task_ids, encoder_input_tokens, self.token_embedder,
                                 deterministic=not enable_dropout)
 
-    def encode(self, encoder_input_tokens: Array, encoder_segment_ids=None,
+    def encode(self, encoder_input_tokens: Array, encoder_segment_ids: Array | None = None,
                enable_dropout: bool = True, task_ids: Array | None = None,
-               conditioning: Conditioning | None = None) -> Array:
-        """[B, T] -> [B, P + T, D]."""
-        if encoder_segment_ids is not None:
-            raise ValueError("Packed inputs are not supported: train unpacked (pack=False).")
+               conditioning: Conditioning | None = None,
+               encoder_positions: Array | None = None) -> Array:
+        """[B, T] -> [B, P + T, D]; packed (segment ids, positions [B, T]) -> [B, T, D]."""
         if conditioning is None:
             conditioning = self.condition(task_ids, encoder_input_tokens, enable_dropout)
-        return self.encoder(encoder_input_tokens, conditioning, not enable_dropout)
+        return self.encoder(encoder_input_tokens, conditioning, not enable_dropout,
+                            encoder_segment_ids, encoder_positions)
 
     def decode(self, encoded: Array, encoder_input_tokens: Array, decoder_input_tokens: Array,
-               decoder_target_tokens: Array | None, encoder_segment_ids=None,
-               decoder_segment_ids=None, decoder_positions=None, enable_dropout: bool = True,
-               decode: bool = False, max_decode_length: int | None = None,
-               task_ids: Array | None = None,
+               decoder_target_tokens: Array | None, encoder_segment_ids: Array | None = None,
+               decoder_segment_ids: Array | None = None, decoder_positions: Array | None = None,
+               enable_dropout: bool = True, decode: bool = False,
+               max_decode_length: int | None = None, task_ids: Array | None = None,
                conditioning: Conditioning | None = None) -> Array:
-        """Decoder logits [B, T, vocab]; with decode=True one step against the cache."""
-        if decoder_segment_ids is not None:
-            raise ValueError("Packed targets are not supported: train unpacked (pack=False).")
+        """Decoder logits [B, T, vocab]; with decode=True one step against the cache.
+
+        `decoder_positions` is unused (t5x's signature): the relative bias counts row indices.
+        """
+        del decoder_positions
         if conditioning is None:
             conditioning = self.condition(task_ids, encoder_input_tokens, enable_dropout)
         plen = encoded.shape[1] - encoder_input_tokens.shape[1]
         encoder_valid = encoder_valid_mask(encoder_input_tokens, plen)
         return self.decoder(encoded, encoder_valid, decoder_input_tokens, decoder_target_tokens,
-                            conditioning.decoder, not enable_dropout, decode, max_decode_length)
+                            conditioning.decoder, not enable_dropout, decode, max_decode_length,
+                            encoder_segment_ids, decoder_segment_ids)
 
     def __call__(self, encoder_input_tokens: Array, decoder_input_tokens: Array,
-                 decoder_target_tokens: Array | None = None, encoder_segment_ids=None,
-                 decoder_segment_ids=None, encoder_positions=None, decoder_positions=None,
-                 *, enable_dropout: bool = True, decode: bool = False,
-                 max_decode_length: int | None = None, task_ids: Array | None = None) -> Array:
-        """t5x's signature plus `task_ids` [B]: tokens [B, S], [B, T] -> logits [B, T, vocab]."""
+                 decoder_target_tokens: Array | None = None,
+                 encoder_segment_ids: Array | None = None,
+                 decoder_segment_ids: Array | None = None, encoder_positions: Array | None = None,
+                 decoder_positions: Array | None = None, *, enable_dropout: bool = True,
+                 decode: bool = False, max_decode_length: int | None = None,
+                 task_ids: Array | None = None) -> Array:
+        """t5x's signature plus `task_ids` [B]: tokens [B, S], [B, T] -> logits [B, T, vocab].
+
+        Packed rows (segment ids and positions [B, S], [B, T]) hold examples of one task
+        each, so `task_ids` stays [B]: see `data.train_batches`.
+        """
         conditioning = self.condition(task_ids, encoder_input_tokens, enable_dropout)
         encoded = self.encode(encoder_input_tokens, encoder_segment_ids, enable_dropout,
-                              conditioning=conditioning)
+                              conditioning=conditioning, encoder_positions=encoder_positions)
         return self.decode(encoded, encoder_input_tokens, decoder_input_tokens,
                            decoder_target_tokens, encoder_segment_ids, decoder_segment_ids,
                            decoder_positions, enable_dropout, decode, max_decode_length,

@@ -72,6 +72,7 @@ def resolved(files: list[str]) -> dict:
             "model_parallel": [gin.query_parameter(f"{fn}.model_parallel")
                                .scoped_configurable_fn()
                                for fn in ("train", "evaluate_checkpoint", "infer")],
+            "pack": gin.query_parameter("train.pack").scoped_configurable_fn(),
         }
     finally:
         gin.clear_config()
@@ -96,6 +97,15 @@ def check(model: str, method: str, benchmark: str, order: tuple[int, ...] = (0, 
     assert macros["NUM_TASKS"] == len(data.task_registry(benchmark))
     assert macros["MODEL_PARALLEL"] == MODEL_PARALLEL[model]
     assert got["model_parallel"] == [MODEL_PARALLEL[model]] * 3
+    assert got["pack"] is True  # what train gets: PACK, on in the recipe
+
+
+def test_quickstart_trains_unpacked():
+    cli.parse_gin(["experiments/quickstart.gin"], ["MODEL_DIR = '/tmp/x'"], [])
+    try:
+        assert gin.query_parameter("train.pack").scoped_configurable_fn() is False
+    finally:
+        gin.clear_config()
 
 
 def test_the_files_that_compose():
