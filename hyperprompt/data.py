@@ -142,6 +142,13 @@ def packed_task_rows(task_name: str, task_id: int, feature_lengths: Mapping[str,
     return rows.map(lambda row: {**row, TASK_IDS: tf.constant(task_id, tf.int32)})
 
 
+def examples_per_row(rows: tf.data.Dataset, probe_rows: int = 64) -> float:
+    """Mean examples a packed row holds, over a task's first `probe_rows` rows."""
+    counts = [row["encoder_segment_ids"].max()
+              for row in rows.take(probe_rows).as_numpy_iterator()]
+    return float(np.mean(counts))
+
+
 def train_batches(name: str, registry: Sequence[str], feature_lengths: Mapping[str, int],
                   batch_size: int, seed: int, skip: int = 0, pack: bool = False,
                   prompt_length: int = 0) -> Iterator[dict[str, np.ndarray]]:
@@ -149,15 +156,19 @@ def train_batches(name: str, registry: Sequence[str], feature_lengths: Mapping[s
 
     Deterministic for a seed; `skip` drops the batches a resumed run already saw,
     so a restart continues the same sequence. With `pack`, rows are packed per task
-    (`packed_task_rows`, inputs `prompt_length` longer) and then mixed: the mixture's
-    rates apply to rows, not examples (t5x mixes examples, then packs; packing each task
-    alone is what keeps a row to one task id).
+    (`packed_task_rows`, inputs `prompt_length` longer) and then mixed (t5x mixes
+    examples, then packs; packing each task alone is what keeps a row to one task id).
+    The mixture's rates stay rates of examples: a task's rows are drawn at its rate
+    divided by its mean examples a row (`examples_per_row`), so tasks of short examples
+    are not over-sampled.
     """
     rates = mixture_rates(name)
     if pack:
         datasets = [packed_task_rows(t, i, feature_lengths, seed + i, prompt_length)
                     for i, t in enumerate(registry)]
-        mixed = tf.data.Dataset.sample_from_datasets(datasets, weights=rates, seed=seed)
+        row_rates = [r / examples_per_row(ds) for r, ds in zip(rates, datasets, strict=True)]
+        mixed = tf.data.Dataset.sample_from_datasets(
+            datasets, weights=[r / sum(row_rates) for r in row_rates], seed=seed)
         batched = mixed.batch(batch_size, drop_remainder=True).skip(skip)
         return batched.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
     # Only what training reads: tasks differ in their other features (labels, ids).
