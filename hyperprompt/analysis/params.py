@@ -105,14 +105,19 @@ def _short(n: int) -> str:
 
 
 def print_table(report: Mapping[str, Mapping], title: str,
-                labels: Mapping[str, str] | None = None, sizes_per_table: int = 4) -> None:
-    """Rows: methods; columns: sizes (`sizes_per_table` to a table); cells: the method's
-    parameters, their % of the backbone, and the % it trains. `labels`: display names."""
+                labels: Mapping[str, str] | None = None) -> None:
+    """Rows: methods; columns: sizes (as many to a table as the console's width holds);
+    cells: the method's parameters, their % of the backbone, and the % it trains.
+    `labels`: display names."""
     sizes = list(report)
     names = [k for k in report[sizes[0]] if k != BACKBONE]
     labels = labels or {}
     console = Console()
     console.print(title, soft_wrap=True)  # one line per setting, whatever the width
+    # Widths as rich lays them out: padding 2 a column, cells up to 10 characters.
+    first = max(len("method"), *(len(labels.get(n, n)) for n in names)) + 2
+    column = max(10, *(len(size) for size in sizes)) + 3
+    sizes_per_table = max(1, (console.width - first) // column)
     for chunk in (sizes[i:i + sizes_per_table] for i in range(0, len(sizes), sizes_per_table)):
         table = Table(box=box.SIMPLE_HEAD, caption="cell: the method's parameters, their % of "
                       "the backbone, % trained (method + unfrozen backbone)")

@@ -77,9 +77,12 @@ def test_cli_reads_tasks_and_settings_from_gin(monkeypatch, capsys):
     assert settings["prompt_tuning"] == {}  # its gin file is not included
 
 
-def test_printed_table_has_every_size_and_method(report, capsys, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "80")  # rich's width when not a terminal, whatever CI sets
-    params.print_table(report, params.describe(8), {"hyperprompt_global": "HP-Global"})
+@pytest.mark.parametrize("columns", [60, 80, 200])  # 80: rich's width when not a terminal
+def test_printed_table_has_every_size_and_method(report, capsys, monkeypatch, columns):
+    """Every size name whole at any console width, beside a method with a long name."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    labels = {"hyperprompt_global": "HP-Global", "hyperprompt_sep": "a method label of 30 chars"}
+    params.print_table(report, params.describe(8), labels)
     out = capsys.readouterr().out
     assert "HyperPrompt-Global: variant=global placement=both prompt_length=16" in out
     assert all(size in out for size in CONFIGS)

@@ -4,6 +4,7 @@ train`, reports its parameters in `hyperprompt report --params` and goes through
 
 import functools
 import json
+from unittest import mock
 
 import flax.linen as nn
 import jax
@@ -14,6 +15,7 @@ import pytest
 from hyperprompt import cli
 from hyperprompt.analysis import params as params_lib
 from hyperprompt.convert import sources
+from hyperprompt.methods import base
 from hyperprompt.methods.base import Method, check_contract, register, registered
 from hyperprompt.models.conditioning import Conditioning
 from hyperprompt.models.configs import CONFIGS, T5Config
@@ -56,7 +58,14 @@ class TaskPrompt(Method):
         return "Task Prompt"
 
 
-register("task_prompt_contract_test", TaskPrompt)
+@pytest.fixture(scope="module", autouse=True)
+def registered_here():
+    """Registered while this file's tests run, as its own module would at import; restored
+    after, so that files sharing the process (pytest-xdist) never see it."""
+    registered()  # the project's own methods first: they register once, at import
+    with mock.patch.dict(base._REGISTRY):
+        register("task_prompt_contract_test", TaskPrompt)
+        yield
 
 SMALL = ["--gin.configs.T5Config.emb_dim=32", "--gin.configs.T5Config.mlp_dim=64",
          "--gin.configs.T5Config.num_heads=2", "--gin.configs.T5Config.head_dim=16",
