@@ -56,6 +56,15 @@ class EncoderDecoderModel:
         return self.module.init(rng, enc, dec, dec, enable_dropout=False,
                                 task_ids=jnp.zeros((batch_size,), jnp.int32))
 
+    def input_prompt_length(self) -> int:
+        """Positions of the method's input prompt (0: none), read off the shape of its
+        Conditioning (traced abstractly: nothing is computed or allocated)."""
+        module = self.module
+        cond = jax.eval_shape(lambda: module.init_with_output(
+            jax.random.PRNGKey(0), jnp.zeros((1,), jnp.int32), jnp.ones((1, 1), jnp.int32),
+            False, method=module.condition)[0])
+        return 0 if cond.input_prompt is None else cond.input_prompt.shape[1]
+
     def logits(self, params, batch: Batch, dropout_rng: Array | None = None) -> Array:
         """Teacher-forced logits [B, T, V]; dropout when `dropout_rng` is given."""
         rngs = None if dropout_rng is None else {"dropout": dropout_rng}

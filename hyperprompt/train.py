@@ -69,22 +69,12 @@ def check_num_tasks(conditioner: Conditioner, registry: list[str]) -> None:
                          f"NUM_TASKS={num_tasks}; set --gin.NUM_TASKS={len(registry)}.")
 
 
-def check_packing(model: EncoderDecoderModel, conditioner: Conditioner) -> None:
+def check_packing(conditioner: Conditioner) -> None:
     """Packed rows share one Conditioning per row (one task): the method must condition on
-    the task id only, and declare the input prompt it makes (its slots are reserved)."""
+    the task id only."""
     if not conditioner.per_task:
         raise UsageError(f"method {conditioner.label()} conditions on each example's input; "
                          f"set PACK=False.")
-    module = model.module
-    cond = jax.eval_shape(lambda: module.init_with_output(
-        jax.random.PRNGKey(0), jnp.zeros((1,), jnp.int32), jnp.ones((1, 1), jnp.int32), False,
-        method=module.condition)[0])
-    made = 0 if cond.input_prompt is None else cond.input_prompt.shape[1]
-    if made != conditioner.input_prompt_length():
-        raise UsageError(f"method {conditioner.label()} makes an input prompt of {made} "
-                         f"positions but its input_prompt_length() is "
-                         f"{conditioner.input_prompt_length()}; make it return {made} (or set "
-                         f"PACK=False).")
 
 
 def check_registry(model_dir: str, registry: list[str]) -> None:
@@ -226,7 +216,7 @@ def train(
     check_feature_lengths(conditioner, task_feature_lengths)
     check_num_tasks(conditioner, registry)
     if pack:
-        check_packing(model, conditioner)
+        check_packing(conditioner)
     mesh = partitioning.make_mesh(model_parallel)
     partitioning.check_batch_size(batch_size, mesh)
     check_registry(model_dir, registry)
@@ -269,7 +259,7 @@ def train(
                                                mesh, eval_split, eval_examples)
             batches = data.train_batches(
                 mixture_or_task_name, registry, task_feature_lengths, batch_size, seed,
-                skip=start, pack=pack, prompt_length=conditioner.input_prompt_length())
+                skip=start, pack=pack, prompt_length=model.input_prompt_length() if pack else 0)
             loop = _Loop(model_dir, manager, log, writer, evaluator, nan_policy)
             with PreemptionGuard() as guard:
                 state, results = loop.run(state, step_fn, batches, mesh, start, train_steps,

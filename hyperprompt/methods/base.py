@@ -68,10 +68,6 @@ class Conditioner(Protocol):
     def min_feature_lengths(self) -> Mapping[str, int]:
         """Smallest TASK_FEATURE_LENGTHS the method works with, e.g. {"inputs": 64}."""
 
-    def input_prompt_length(self) -> int:
-        """Positions of the `input_prompt` it makes (0: none). Packed training reserves that
-        many slots in front of each example for the prompt (`data.train_batches`)."""
-
     def param_groups(self) -> Sequence[ParamGroup]:
         """Parameters to freeze and groups with their own optimizer settings (path regexes,
         first match wins, after the run's own gin groups)."""
@@ -97,10 +93,6 @@ class Method(nn.Module):
     per_task: ClassVar[bool] = True
 
     @nn.nowrap
-    def input_prompt_length(self) -> int:
-        return 0
-
-    @nn.nowrap
     def min_feature_lengths(self) -> Mapping[str, int]:
         return {}
 
@@ -118,8 +110,8 @@ class Method(nn.Module):
         return type(self).__name__
 
 
-CONTRACT = ("num_tasks", "per_task", "min_feature_lengths", "input_prompt_length",
-            "param_groups", "parameter_count", "init_from_backbone", "label")
+CONTRACT = ("num_tasks", "per_task", "min_feature_lengths", "param_groups",
+            "parameter_count", "init_from_backbone", "label")
 
 
 @dataclasses.dataclass(frozen=True)

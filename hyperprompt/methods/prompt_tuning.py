@@ -73,10 +73,6 @@ class PromptTuning(Method):
         return Conditioning(input_prompt=jnp.take(prompts, task_ids, axis=0))
 
     @nn.nowrap
-    def input_prompt_length(self) -> int:
-        return self.prompt_length
-
-    @nn.nowrap
     def init_from_backbone(self, params: Params, backbone: Params, rng: jax.Array) -> Params:
         if self.prompt_init != "vocab":
             return params

@@ -40,9 +40,6 @@ class TaskPrompt(Method):
         self.sow("intermediates", "task_norm", jnp.linalg.norm(task, axis=-1))
         return Conditioning(input_prompt=(task @ generator).reshape(-1, LENGTH, d))
 
-    def input_prompt_length(self):
-        return LENGTH
-
     def param_groups(self):
         return (ParamGroup("conditioner/task_embedding", frozen=True),
                 ParamGroup(BACKBONE, frozen=True))
@@ -150,8 +147,8 @@ def test_registry_checks_the_contract():
 
     with pytest.raises(TypeError, match="Incomplete does not fulfil the method contract: it "
                                         "lacks per_task, min_feature_lengths, "
-                                        "input_prompt_length, param_groups, "
-                                        "parameter_count, init_from_backbone, label"):
+                                        "param_groups, parameter_count, "
+                                        "init_from_backbone, label"):
         check_contract(Incomplete)
     with pytest.raises(ValueError, match="'vanilla' is taken by Vanilla"):
         register("vanilla", TaskPrompt)

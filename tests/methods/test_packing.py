@@ -31,7 +31,7 @@ def build(method: str):
     finally:
         gin.clear_config()
     params = nn.unbox(model.init(jax.random.PRNGKey(0), 8, 4)["params"])
-    return model, params, model.module.conditioner.input_prompt_length()
+    return model, params, model.input_prompt_length()
 
 
 def packed_batch(prompt_length: int) -> dict[str, np.ndarray]:
