@@ -69,12 +69,15 @@ def check_num_tasks(conditioner: Conditioner, registry: list[str]) -> None:
                          f"NUM_TASKS={num_tasks}; set --gin.NUM_TASKS={len(registry)}.")
 
 
-def check_packing(conditioner: Conditioner) -> None:
-    """Packed rows share one Conditioning per row (one task): the method must condition on
-    the task id only."""
-    if not conditioner.per_task:
-        raise UsageError(f"method {conditioner.label()} conditions on each example's input; "
-                         f"set PACK=False.")
+def packs(conditioner: Conditioner, pack: bool) -> bool:
+    """Whether training rows are packed: PACK asks for it, and packed rows share one
+    Conditioning per row (one task), so a method that conditions on each example's input
+    trains unpacked (said once), which keeps every benchmark recipe composable with it."""
+    if pack and not conditioner.per_task:
+        tqdm.write(f"training unpacked: {conditioner.label()} conditions on each example's "
+                   f"input, so packed rows cannot share one conditioning (PACK=True ignored)")
+        return False
+    return pack
 
 
 def check_registry(model_dir: str, registry: list[str]) -> None:
@@ -215,8 +218,7 @@ def train(
     registry = data.task_registry(mixture_or_task_name)
     check_feature_lengths(conditioner, task_feature_lengths)
     check_num_tasks(conditioner, registry)
-    if pack:
-        check_packing(conditioner)
+    pack = packs(conditioner, pack)
     mesh = partitioning.make_mesh(model_parallel)
     partitioning.check_batch_size(batch_size, mesh)
     check_registry(model_dir, registry)

@@ -190,7 +190,12 @@ class PerExample(Vanilla):
     per_task = False
 
 
-def test_packing_refuses_methods_it_cannot_pack(tmp_path):
-    with pytest.raises(UsageError, match="method PerExample conditions on each example's "
-                                         "input; set PACK=False."):
-        packed_run(tmp_path / "run", PerExample())
+def test_methods_that_cannot_pack_train_unpacked(tmp_path, monkeypatch, capsys):
+    seen = []
+    spy = lambda *a, **kw: seen.append(kw["pack"]) or real(*a, **kw)  # noqa: E731
+    real = data.train_batches
+    monkeypatch.setattr(data, "train_batches", spy)
+    packed_run(tmp_path / "run", PerExample())
+    assert seen == [False]
+    assert "training unpacked: PerExample conditions on each example's input" in (
+        capsys.readouterr().out)

@@ -10,8 +10,9 @@ calls it at the injection point and never sees the method's math.
 Injection points (see DESIGN.md):
   input_prompt            [B, P, D]  prepended to the encoder input embeddings
   kv_prefix.key/value     [L, B, P, H, Dh]  prepended to self-attention K and V
-  ffn_gate                fn(params_l, x [B, T, D], kernel [D, F]) -> [B, T, F],
-                          replaces `x @ kernel` in every FFN input projection
+  ffn_gate                fn(params_l, x [B, T, D], name, h [B, T, in], kernel [in, out])
+                          -> [B, T, out], replaces `h @ kernel` for every FFN matrix
+                          (`name`: wi / wi_0, wi_1 / wo; `x` is the FFN block's input)
   adapter                 fn(params_l, position, y [B, T, D], norm_l) -> [B, T, D],
                           applied to each sublayer's output before the residual add
                           (position 0: self-attention, 1: FFN)

@@ -107,13 +107,21 @@ class MlpBlock(nn.Module):
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: Array, kernel_hook=None) -> Array:
-        """x [B, T, D] -> [B, T, D]; `kernel_hook` is the FFN-gate injection point."""
+    def __call__(self, x: Array, kernel_hook: Callable[..., Array] | None = None) -> Array:
+        """x [B, T, D] -> [B, T, D]. `kernel_hook(x, name, h, kernel)` is the FFN-gate
+        injection point: it replaces `h @ kernel` for every matrix (`name` wi / wi_0, wi_1 /
+        wo), given the block's input `x`."""
+
+        def hook(name: str):
+            if kernel_hook is None:
+                return None
+            return lambda h, kernel: kernel_hook(x, name, h, kernel)
+
         hidden = None
         for i, act in enumerate(self.activations):
             name = "wi" if len(self.activations) == 1 else f"wi_{i}"
             h = Dense(self.mlp_dim, ("embed", "mlp"), mlp_kernel_init, self.dtype, name=name)(
-                x, kernel_hook
+                x, hook(name)
             )
             h = _ACTIVATIONS[act](h)
             hidden = h if hidden is None else hidden * h
@@ -121,7 +129,8 @@ class MlpBlock(nn.Module):
         hidden = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,))(
             hidden, deterministic=self.deterministic
         )
-        return Dense(x.shape[-1], ("mlp", "embed"), mlp_kernel_init, self.dtype, name="wo")(hidden)
+        return Dense(x.shape[-1], ("mlp", "embed"), mlp_kernel_init, self.dtype, name="wo")(
+            hidden, hook("wo"))
 
 
 def relative_position_bucket(

@@ -44,11 +44,11 @@ def _adapt(cond: StackConditioning, position: int, y: Array) -> Array:
 
 
 def _ffn_hook(cond: StackConditioning):
-    """The FFN-gate injection point as a `kernel_hook(x, kernel)` for MlpBlock."""
+    """The FFN-gate injection point as MlpBlock's `kernel_hook(x, name, h, kernel)`."""
     if cond.ffn_gate is None:
         return None
     gate = cond.ffn_gate
-    return lambda x, kernel: gate.fn(gate.params, x, kernel)
+    return lambda x, name, h, kernel: gate.fn(gate.params, x, name, h, kernel)
 
 
 class EncoderLayer(nn.Module):

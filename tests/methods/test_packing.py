@@ -1,5 +1,7 @@
-"""Packed training is exact: for vanilla and every method file, the loss of each example
-in a packed row (from the real data path) equals its loss alone, unpacked."""
+"""Packed training is exact: for vanilla and every method file that conditions on the task
+id only (`per_task`), the loss of each example in a packed row (from the real data path)
+equals its loss alone, unpacked; for one that conditions on each example's input
+(HyperGrid) it does not, which is why such a method trains unpacked."""
 
 import os
 
@@ -82,4 +84,7 @@ def test_packed_losses_equal_unpacked(method):
     unpacked = unpacked_examples(packed, prompt_length)
     want = segment_losses(model, params, unpacked)
     got = segment_losses(model, params, packed)
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    if model.module.conditioner.per_task:
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    else:  # a row's later examples get its first example's conditioning
+        assert np.abs(got - want).max() > 1e-3

@@ -94,21 +94,36 @@ def test_input_prompt_of_token_embeddings_equals_prepending_tokens(tiny_config, 
 
 @pytest.mark.parametrize("scan", [False, True])
 def test_ffn_gate_equals_gated_kernels(tiny_config, scan):
-    """Per-layer gate g_l [mlp] on x @ W equals the backbone with W' = W * g_l (rows)."""
+    """Per-layer gates on each FFN matrix's outputs (g_l [mlp] on wi_0 and wi_1, o_l [embed]
+    on wo) equal the backbone with those kernels' columns scaled."""
     cfg = dataclasses.replace(tiny_config, scan_layers=scan)
-    gates = jnp.asarray(np.random.default_rng(0).uniform(0.5, 1.5, (2, cfg.mlp_dim)),
-                        jnp.float32)
-    hook = LayerHook(gates, lambda g, x, kernel: (x @ kernel) * g)
+    rng = np.random.default_rng(0)
+    gates = {"wi_0": rng.uniform(0.5, 1.5, (2, cfg.mlp_dim)),
+             "wi_1": rng.uniform(0.5, 1.5, (2, cfg.mlp_dim)),
+             "wo": rng.uniform(0.5, 1.5, (2, cfg.emb_dim))}
+    gates = {k: jnp.asarray(v, jnp.float32) for k, v in gates.items()}
+    hook = LayerHook(gates, lambda g, x, name, h, kernel: (h @ kernel) * g[name])
     cond = Fixed(lambda t, emb: Conditioning(encoder=StackConditioning(ffn_gate=hook)))
     base = init_params(dataclasses.replace(cfg, scan_layers=False))
     gated = jax.tree.map(lambda x: x, base)
     for i in range(2):
         mlp = gated["encoder"][f"layers_{i}"]["mlp"]
-        for name in ("wi_0", "wi_1"):
-            mlp[name] = {"kernel": mlp[name]["kernel"] * gates[i]}
+        for name in gates:
+            mlp[name] = {"kernel": mlp[name]["kernel"] * gates[name][i]}
     ref = logits(tiny_config, gated)
     params = scan_params(base, cfg) if scan else base
     np.testing.assert_allclose(logits(cfg, params, cond), ref, atol=1e-5)
+
+
+def test_ffn_gate_hook_that_multiplies_is_bit_identical(tiny_config):
+    """A hook computing h @ kernel as the backbone does leaves the logits bit-identical, in
+    both stacks: the injection point adds nothing of its own."""
+    matmul = LayerHook(jnp.zeros((2,)), lambda _, x, name, h, kernel: jnp.einsum(
+        "...d,df->...f", h, kernel))
+    stack = StackConditioning(ffn_gate=matmul)
+    cond = Fixed(lambda t, emb: Conditioning(encoder=stack, decoder=stack))
+    params = init_params(tiny_config)
+    assert np.array_equal(logits(tiny_config, params, cond), logits(tiny_config, params))
 
 
 @pytest.mark.parametrize("scan", [False, True])
