@@ -3,7 +3,8 @@
 References are independent re-expressions of the same math on the plain
 backbone: an input prompt made of token embeddings equals prepending those
 tokens; an FFN gate equals gating the `wi` kernels; an adapter that scales a
-sublayer equals scaling that sublayer's output kernel.
+sublayer equals scaling that sublayer's output kernel; the decoder's K/V prefix
+equals a numpy attention over [prefix; keys] in each layer's self-attention.
 """
 
 import dataclasses
@@ -17,6 +18,7 @@ import pytest
 
 from hyperprompt.methods.vanilla import Vanilla
 from hyperprompt.model import EncoderDecoderModel
+from hyperprompt.models.attention import MultiHeadAttention
 from hyperprompt.models.conditioning import (
     AdapterNorm,
     Conditioning,
@@ -138,6 +140,68 @@ def test_adapter_and_norm_equal_scaled_output_kernels(tiny_config, scan):
     ref = logits(tiny_config, scaled)
     params = scan_params(base, cfg) if scan else base
     np.testing.assert_allclose(logits(cfg, params, cond), ref, atol=1e-5)
+
+
+def naive_attention(p: dict, xq: np.ndarray, xkv: np.ndarray, mask: np.ndarray,
+                    bias: np.ndarray | float, heads: int,
+                    prefix: np.ndarray | None = None) -> np.ndarray:
+    """softmax(q k^T + bias) v per example and head in float64, keys/values = [prefix; x W]
+    with every query seeing every prefix position; xq [B, Q, D], xkv [B, K, D], mask
+    [B, Q, K] bool, bias [H, Q, K] or 0, prefix [2 (k, v), B, P, H, Dh] -> [B, Q, D]."""
+    w = {k: np.asarray(v["kernel"], np.float64) for k, v in p.items()}
+    split = lambda x: x.reshape(*x.shape[:2], heads, -1)
+    q, k, v = split(xq @ w["query"]), split(xkv @ w["key"]), split(xkv @ w["value"])
+    full_bias = np.broadcast_to(np.where(mask[:, None], bias, -1e30),
+                                (len(q), heads, *mask.shape[1:]))
+    if prefix is not None:
+        k, v = np.concatenate([prefix[0], k], 1), np.concatenate([prefix[1], v], 1)
+        seen = np.zeros((*full_bias.shape[:3], prefix.shape[2]))
+        full_bias = np.concatenate([seen, full_bias], -1)
+    out = np.zeros(q.shape)
+    for b in range(q.shape[0]):
+        for h in range(heads):
+            scores = q[b, :, h] @ k[b, :, h].T + full_bias[b, h]
+            weights = np.exp(scores - scores.max(-1, keepdims=True))
+            out[b, :, h] = weights / weights.sum(-1, keepdims=True) @ v[b, :, h]
+    return out.reshape(*out.shape[:2], -1) @ w["out"]
+
+
+def test_decoder_kv_prefix_enters_each_layers_self_attention_only(tiny_config):
+    """Each decoder layer's self-attention output equals the numpy attention with that
+    layer's (per-task) prefix prepended to K and V, seen by every query (padded target rows
+    see only the prompts); cross-attention equals the numpy attention without any prefix.
+    Scanned layers give the unrolled logits."""
+    table = np.random.default_rng(3).normal(size=(2, 2, 2, 3, 2, 8))  # [k|v, L, task, P, H, Dh]
+    prefix = table[:, :, np.asarray(TASKS)]  # [k|v, L, B, P, H, Dh]
+    cond = Fixed(lambda t, emb: Conditioning(decoder=StackConditioning(kv_prefix=KVPrefix(
+        jnp.asarray(table[0], jnp.float32)[:, t], jnp.asarray(table[1], jnp.float32)[:, t]))))
+    params = init_params(tiny_config, cond)
+    calls = {}
+
+    def record(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        if isinstance(context.module, MultiHeadAttention) and context.method_name == "__call__":
+            calls[context.module.path[-2:]] = (args, out)
+        return out
+
+    with nn.intercept_methods(record):
+        got = logits(tiny_config, params, cond)
+    scanned = dataclasses.replace(tiny_config, scan_layers=True)
+    np.testing.assert_allclose(logits(scanned, scan_params(params, scanned), cond), got,
+                               atol=1e-5)
+    valid = np.asarray(TARGETS) > 0
+    causal = valid[:, :, None] & valid[:, None, :] & np.tri(TARGETS.shape[1], dtype=bool)
+    cross = valid[:, :, None] & (np.asarray(ENC) > 0)[:, None, :]
+    for i in range(tiny_config.num_decoder_layers):
+        layer = params["decoder"][f"layers_{i}"]
+        (x, _, _, bias, *_), out = calls[(f"layers_{i}", "self_attention")]
+        want = naive_attention(layer["self_attention"], np.asarray(x), np.asarray(x), causal,
+                               np.asarray(bias)[0], tiny_config.num_heads, prefix[:, i])
+        np.testing.assert_allclose(out, want, atol=1e-5, err_msg=f"self-attention {i}")
+        (xq, encoded, *_), out = calls[(f"layers_{i}", "encoder_decoder_attention")]
+        want = naive_attention(layer["encoder_decoder_attention"], np.asarray(xq),
+                               np.asarray(encoded), cross, 0.0, tiny_config.num_heads)
+        np.testing.assert_allclose(out, want, atol=1e-5, err_msg=f"cross-attention {i}")
 
 
 def test_conditioning_with_wrong_layer_count_is_an_error(tiny_config):
