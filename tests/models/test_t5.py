@@ -2,9 +2,10 @@
 
 References are independent re-expressions of the same math on the plain
 backbone: an input prompt made of token embeddings equals prepending those
-tokens; an FFN gate equals gating the `wi` kernels; an adapter that scales a
-sublayer equals scaling that sublayer's output kernel; the decoder's K/V prefix
-equals a numpy attention over [prefix; keys] in each layer's self-attention.
+tokens; an FFN gate equals gating the `wi` kernels; an adapter equals the same
+function applied to each sublayer's output by a Flax method interceptor; the
+decoder's K/V prefix equals a numpy attention over [prefix; keys] in each
+layer's self-attention.
 """
 
 import dataclasses
@@ -33,6 +34,7 @@ ENC = jnp.array([[5, 6, 7, 8, 1, 0], [9, 10, 1, 0, 0, 0]], jnp.int32)
 DEC_IN = jnp.array([[0, 11, 12, 13], [0, 14, 15, 0]], jnp.int32)
 TARGETS = jnp.array([[11, 12, 13, 1], [14, 15, 1, 0]], jnp.int32)
 TASKS = jnp.array([0, 1], jnp.int32)
+STACKS = ("encoder", "decoder")
 
 
 class Fixed(nn.Module):
@@ -96,48 +98,62 @@ def test_input_prompt_of_token_embeddings_equals_prepending_tokens(tiny_config, 
 
 @pytest.mark.parametrize("scan", [False, True])
 def test_ffn_gate_equals_gated_kernels(tiny_config, scan):
-    """Per-layer gate g_l [mlp] on x @ W equals the backbone with W' = W * g_l (rows)."""
+    """Per-stack, per-layer gates g_l [mlp] on x @ W in the encoder and the decoder equal the
+    backbone with W' = W * g_l (rows)."""
     cfg = dataclasses.replace(tiny_config, scan_layers=scan)
-    gates = jnp.asarray(np.random.default_rng(0).uniform(0.5, 1.5, (2, cfg.mlp_dim)),
-                        jnp.float32)
-    hook = LayerHook(gates, lambda g, x, kernel: (x @ kernel) * g)
-    cond = Fixed(lambda t, emb: Conditioning(encoder=StackConditioning(ffn_gate=hook)))
+    rng = np.random.default_rng(0)
+    gates = {stack: jnp.asarray(rng.uniform(0.5, 1.5, (2, cfg.mlp_dim)), jnp.float32)
+             for stack in STACKS}
+    gate = lambda g, x, kernel: (x @ kernel) * g
+    cond = Fixed(lambda t, emb: Conditioning(**{
+        stack: StackConditioning(ffn_gate=LayerHook(g, gate)) for stack, g in gates.items()}))
     base = init_params(dataclasses.replace(cfg, scan_layers=False))
     gated = jax.tree.map(lambda x: x, base)
-    for i in range(2):
-        mlp = gated["encoder"][f"layers_{i}"]["mlp"]
-        for name in ("wi_0", "wi_1"):
-            mlp[name] = {"kernel": mlp[name]["kernel"] * gates[i]}
+    for stack, g in gates.items():
+        for i in range(2):
+            mlp = gated[stack][f"layers_{i}"]["mlp"]
+            for name in ("wi_0", "wi_1"):
+                mlp[name] = {"kernel": mlp[name]["kernel"] * g[i]}
     ref = logits(tiny_config, gated)
     params = scan_params(base, cfg) if scan else base
     np.testing.assert_allclose(logits(cfg, params, cond), ref, atol=1e-5)
 
 
 @pytest.mark.parametrize("scan", [False, True])
-def test_adapter_and_norm_equal_scaled_output_kernels(tiny_config, scan):
-    """Adapter y -> y * c_l[pos] * gamma_l[pos] equals scaling the sublayer's out kernel."""
+def test_adapter_and_norm_equal_transformed_sublayer_outputs(tiny_config, scan):
+    """Adapter y -> y * c_l[pos] * gamma + beta (gamma, beta per layer, position and example)
+    in both stacks equals the plain backbone whose self-attention and FFN outputs are
+    transformed so by a method interceptor."""
     cfg = dataclasses.replace(tiny_config, scan_layers=scan)
     rng = np.random.default_rng(1)
-    c = jnp.asarray(rng.uniform(0.5, 1.5, (2, 2)), jnp.float32)  # [layers, position]
-    gamma = jnp.asarray(rng.uniform(0.5, 1.5, (2, 1, 2, cfg.emb_dim)), jnp.float32)
-    norm = AdapterNorm(jnp.broadcast_to(gamma, (2, 2, 2, cfg.emb_dim)),
-                       jnp.zeros((2, 2, 2, cfg.emb_dim)))
+    shape = (2, len(TASKS), 2, cfg.emb_dim)  # [layers, batch, position, embed]
+    values = {stack: tuple(np.asarray(v, np.float32) for v in (
+        rng.uniform(0.5, 1.5, (2, 2)), rng.uniform(0.5, 1.5, shape), rng.normal(0, 0.5, shape)))
+        for stack in STACKS}  # c [layers, position], gamma, beta
 
     def adapter(c_l, position, y, norm_l):
         scale, bias = norm_l
         return y * c_l[position] * scale[:, None, :] + bias[:, None, :]
 
-    cond = Fixed(lambda t, emb: Conditioning(decoder=StackConditioning(
-        adapter=LayerHook(c, adapter), adapter_norm=norm)))
+    cond = Fixed(lambda t, emb: Conditioning(**{
+        stack: StackConditioning(adapter=LayerHook(jnp.asarray(c), adapter),
+                                 adapter_norm=AdapterNorm(jnp.asarray(gamma), jnp.asarray(beta)))
+        for stack, (c, gamma, beta) in values.items()}))
+    positions = {"attention": 0, "self_attention": 0, "mlp": 1}
+
+    def transform(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        path = context.module.path  # e.g. ("encoder", "layers_1", "mlp")
+        if context.method_name != "__call__" or len(path) != 3 or path[2] not in positions:
+            return out
+        stack, layer, name = path
+        c, gamma, beta = values[stack]
+        i, pos = int(layer.removeprefix("layers_")), positions[name]
+        return out * c[i, pos] * gamma[i, :, pos, None] + beta[i, :, pos, None]
+
     base = init_params(dataclasses.replace(cfg, scan_layers=False))
-    scaled = jax.tree.map(lambda x: x, base)
-    for i in range(2):
-        layer = scaled["decoder"][f"layers_{i}"]
-        out = layer["self_attention"]["out"]["kernel"]
-        layer["self_attention"]["out"] = {"kernel": out * c[i, 0] * gamma[i, 0, 0]}
-        wo = layer["mlp"]["wo"]["kernel"]
-        layer["mlp"]["wo"] = {"kernel": wo * c[i, 1] * gamma[i, 0, 1]}
-    ref = logits(tiny_config, scaled)
+    with nn.intercept_methods(transform):
+        ref = logits(tiny_config, base)
     params = scan_params(base, cfg) if scan else base
     np.testing.assert_allclose(logits(cfg, params, cond), ref, atol=1e-5)
 
