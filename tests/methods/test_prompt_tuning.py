@@ -76,20 +76,29 @@ def test_only_the_prompt_trains_when_the_backbone_is_frozen(tiny_config, freeze)
                                (1 - 1e-5) * params["conditioner"]["prompts"][1], rtol=1e-6)
 
 
-def test_prompts_train_with_lester_et_al_adafactor(tiny_config):
-    """lr 0.3, no parameter scaling, weight decay 1e-5: the first Adafactor step of a prompt
-    entry is -0.3 * sign(g) / max(1, RMS of the sign pattern) - 1e-5 * p (t5x's algorithm,
-    whose first-step second moment is g^2), whatever the run's optimizer."""
-    model, params = build(tiny_config)
+def test_prompts_train_with_lester_et_al_adafactor(tiny_config, t5_adafactor):
+    """lr 0.3, decay 0.8, updates clipped at RMS 1, no parameter scaling, weight decay 1e-5,
+    whatever the run's optimizer: three train steps move the prompts as T5's Adafactor so
+    set (conftest's numpy implementation), each gradient taken at the reference's prompts.
+    The first step alone is -0.3 sign(g) - 1e-5 p, blind to decay and clipping; the second
+    batch, BATCH four times under a summed loss, quadruples the gradient, so its update's
+    RMS (~1.3) is clipped."""
+    model = EncoderDecoderModel(Transformer(tiny_config, PromptTuning(3, 4)),
+                                loss_normalizing_factor=None)
+    params = nn.unbox(model.init(jax.random.PRNGKey(0), 4, 3)["params"])
     tx = make_optimizer("adamw", 1e-4, groups=model.module.conditioner.param_groups())
     state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
-    grads = jax.grad(lambda p: model.loss_fn(p, BATCH)[0])(params)["conditioner"]["prompts"]
-    new, _ = make_train_step(model, tx, 0, use_dropout=False)(state, BATCH)
-    p0 = np.asarray(params["conditioner"]["prompts"], np.float64)
-    g = np.asarray(grads, np.float64)
-    u = g / np.sqrt(g * g + 1e-30)  # clipping: RMS(u) <= 1 already
-    want = (1 - 1e-5) * p0 - 0.3 * u
-    np.testing.assert_allclose(new["params"]["conditioner"]["prompts"], want, rtol=1e-5,
+    train_step = jax.jit(make_train_step(model, tx, 0, use_dropout=False))
+    prompt_grad = jax.jit(lambda p, batch: jax.grad(
+        lambda p: model.loss_fn(p, batch)[0])(p)["conditioner"]["prompts"])
+    reference = t5_adafactor(0.3, decay=0.8, param_scale=False, clip=1.0, weight_decay=1e-5)
+    want = np.asarray(params["conditioner"]["prompts"], np.float64)
+    quadrupled = {k: jnp.concatenate([v] * 4) for k, v in BATCH.items()}
+    for batch in (BATCH, quadrupled, BATCH):
+        at = {**params, "conditioner": {"prompts": jnp.asarray(want, jnp.float32)}}
+        want = reference.step({"p": want}, {"p": prompt_grad(at, batch)})["p"]
+        state, _ = train_step(state, batch)
+    np.testing.assert_allclose(state["params"]["conditioner"]["prompts"], want, rtol=1e-6,
                                atol=1e-6)
 
 
