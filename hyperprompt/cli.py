@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import gin
 
 from hyperprompt import macros, startup
-from hyperprompt.errors import Preempted, TrainingDiverged, UsageError
+from hyperprompt.errors import Preempted, Stopped, TrainingDiverged, UsageError
 
 COMMANDS = ("train", "eval", "infer", "convert", "report")
 EXIT_USAGE = 2
@@ -332,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as e:
         print(f"hyperprompt: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_DIVERGED
-    except Preempted as e:
+    except (Preempted, Stopped) as e:
         print(f"hyperprompt: {_one_line(e)}", file=sys.stderr)
         return EXIT_PREEMPTED
     return 0

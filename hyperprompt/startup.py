@@ -21,7 +21,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
-from hyperprompt.errors import Preempted
+from hyperprompt.errors import Stopped
 
 DEBUG = "HYPERPROMPT_DEBUG"
 HARMLESS_LOGS = (
@@ -31,6 +31,8 @@ HARMLESS_LOGS = (
     # (the error itself is reported in one line)
     "Task exception was never retrieved",
     "Given directory is read only",  # orbax, for the read-only managers of eval/infer/report
+    # orbax, before a step whose item _METADATA is missing is reported in one line
+    'Item "default" was found in the checkpoint, but could not be restored',
 )
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -70,11 +72,11 @@ def _drop_restore_noise(unraisable) -> None:
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """While active (main thread), SIGTERM and SIGINT raise Preempted: no training step is
+    """While active (main thread), SIGTERM and SIGINT raise Stopped: no training step is
     in progress, so nothing needs checkpointing. The training loop's PreemptionGuard
     replaces these handlers while it runs."""
     def stop(signum: int, frame) -> None:
-        raise Preempted(f"stopped by {signal.Signals(signum).name} outside the training loop "
+        raise Stopped(f"stopped by {signal.Signals(signum).name} outside the training loop "
                         f"(no step in progress, nothing to checkpoint); rerun the same command.")
 
     if threading.current_thread() is not threading.main_thread():  # signals are not ours

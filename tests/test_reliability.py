@@ -184,10 +184,14 @@ def test_preemption_at_a_checkpoint_step_saves_once(tmp_path, monkeypatch):
 
 
 def signal_self(sig):
-    """A stand-in for a step of start-up that a signal interrupts."""
+    """A stand-in for a step of start-up that a signal interrupts, inside library code that
+    swallows any Exception (as optional imports do)."""
     def interrupted(*args, **kwargs):
-        os.kill(os.getpid(), sig)
-        time.sleep(5)  # the handler raises before this ends
+        try:
+            os.kill(os.getpid(), sig)
+            time.sleep(5)  # the handler raises before this ends
+        except Exception:
+            pass
         raise AssertionError("the signal did not stop start-up")
 
     return interrupted
