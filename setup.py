@@ -26,6 +26,7 @@ setuptools.setup(
         "seqio>=0.0.20",
         "clu>=0.0.12",
         "gin-config>=0.5",
+        "filelock>=4.3",  # SoftFileLock: pid + host owner records, stale locks taken over
         "tensorflow>=2.21",
         "tensorboard>=2.21",
         "numpy>=2",

@@ -24,14 +24,15 @@ import inspect
 import os
 import re
 import sys
+import tokenize
 import traceback
 import warnings
 from collections.abc import Sequence
 
 import gin
 
-from hyperprompt import startup
-from hyperprompt.errors import Preempted, TrainingDiverged, UsageError
+from hyperprompt import macros, startup
+from hyperprompt.errors import Preempted, Stopped, TrainingDiverged, UsageError
 
 COMMANDS = ("train", "eval", "infer", "convert", "report")
 EXIT_USAGE = 2
@@ -133,13 +134,42 @@ def parse_gin(files: Sequence[str], bindings: Sequence[str], search_paths: Seque
             hint = f"did you mean {', '.join(close)}?" if close else \
                 "e.g. experiments/quickstart.gin"
             raise UsageError(f"gin file {path!r} not found in {', '.join(roots)}; {hint}")
-    try:
-        gin.parse_config_files_and_bindings(files, [], finalize_config=False)
-        _check_macro_bindings(bindings)
-        gin.parse_config_files_and_bindings([], bindings, finalize_config=False)
-    except (ValueError, KeyError, SyntaxError, TypeError, ImportError) as e:
-        raise UsageError(f"gin: {_one_line(e)}{_parameter_hint(_one_line(e))} Check the "
-                         f"--gin_file and --gin.NAME=VALUE flags.") from None
+    for path in files:
+        try:
+            gin.parse_config_file(path)
+        except GIN_ERRORS as e:
+            raise _gin_error(f"gin file {path}", e) from None
+    _check_macro_bindings(bindings)
+    for binding in bindings:
+        try:
+            gin.parse_config(binding)
+        except GIN_ERRORS as e:
+            name, value = (part.strip() for part in binding.split("=", 1))
+            raise _gin_error(f"--gin.{name}={value}", e) from None
+
+
+# What gin raises for a file or binding it cannot parse or apply (OSError: an include that
+# is not found; tokenize.TokenError: an unclosed bracket at the end of a file).
+GIN_ERRORS = (ValueError, KeyError, SyntaxError, TypeError, ImportError, OSError,
+              tokenize.TokenError)
+LITERALS = ("values are Python literals: 100, 1e-3, 'text' (quoted), None, True, "
+            "{'inputs': 64}, or @configurable() / %MACRO references")
+
+
+def _gin_error(source: str, error: Exception) -> UsageError:
+    """One line: where (the file or flag, and gin's 'In file ..., line N'), what, the fix."""
+    if isinstance(error, tokenize.TokenError):  # ('EOF in multi-line statement', (line, col))
+        lines = [f"{error.args[0]} (line {error.args[1][0]}): a bracket or quote is not closed"]
+    else:
+        lines = [line.strip() for line in str(error).strip().splitlines()] or [
+            type(error).__name__]
+    # gin quotes some values as Python reprs ("<ast.Name object at 0x7f...>")
+    what = re.sub(r"<[^<>]* at 0x[0-9a-f]+>", "a value that is not a literal", lines[0])
+    where = next((f" ({line})" for line in lines[1:] if line.startswith("In file")), "")
+    hint = _parameter_hint(what) or (f"; {LITERALS}" if isinstance(
+        error, (SyntaxError, tokenize.TokenError)) or "parse" in what or "literal" in what
+        else "")
+    return UsageError(f"{source}: {what}{where}{hint}")
 
 
 def _gin_files(roots: Sequence[str]) -> list[str]:
@@ -170,6 +200,7 @@ def _macro(name: str):
 
 def run(command: str, args: argparse.Namespace | None = None) -> None:
     """Run a command with the parsed gin config."""
+    from hyperprompt import checkpoints
     from hyperprompt import eval as eval_lib
     from hyperprompt import infer as infer_lib
     from hyperprompt import train as train_lib
@@ -194,7 +225,8 @@ def run(command: str, args: argparse.Namespace | None = None) -> None:
         results = gin.get_configurable(train_lib.train)(config_text=gin.config_str())
         model_dir = _macro("MODEL_DIR")
         if results:
-            eval_lib.print_table(results, title=f"validation after {_macro('TRAIN_STEPS')} steps")
+            step = checkpoints.latest_step(model_dir)
+            eval_lib.print_table(results, title=f"validation at checkpoint step {step}")
         print(f"checkpoints: {os.path.join(model_dir, 'checkpoints')}\n"
               f"tensorboard: tensorboard --logdir {os.path.join(model_dir, 'tensorboard')}\n"
               f"plot:        {os.path.join(model_dir, 'training_curves.png')}\n"
@@ -202,8 +234,7 @@ def run(command: str, args: argparse.Namespace | None = None) -> None:
     elif command == "eval":
         results = gin.get_configurable(eval_lib.evaluate_checkpoint)()
         eval_lib.print_table(results, title="evaluation")
-    else:
-        path = gin.get_configurable(infer_lib.infer)()
+    elif path := gin.get_configurable(infer_lib.infer)():  # None: the input file was empty
         print(f"predictions: {path}")
 
 
@@ -282,13 +313,17 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    startup.quiet_start()
     try:
-        args, bindings = parse_args(sys.argv[1:] if argv is None else argv)
-        parse_gin(args.gin_file, bindings, args.gin_search_paths)
-        with warnings.catch_warnings():  # restores showwarning on exit
-            warnings.showwarning = _show_warning
-            run(args.command, args)
+        # From the first line: a SIGTERM/SIGINT before (or after) the training loop stops
+        # with status 75 and one line too (inside it, train's PreemptionGuard checkpoints).
+        with startup.stop_on_signals():
+            startup.quiet_start()
+            args, bindings = parse_args(sys.argv[1:] if argv is None else argv)
+            parse_gin(args.gin_file, bindings, args.gin_search_paths)
+            macros.check()
+            with warnings.catch_warnings():  # restores showwarning on exit
+                warnings.showwarning = _show_warning
+                run(args.command, args)
     except UsageError as e:  # gin appends "In call to configurable ..." lines: keep line one
         if startup.debugging():  # the cause's traceback (e.g. the OSError behind a write)
             traceback.print_exc()
@@ -297,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as e:
         print(f"hyperprompt: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_DIVERGED
-    except Preempted as e:
+    except (Preempted, Stopped) as e:
         print(f"hyperprompt: {_one_line(e)}", file=sys.stderr)
         return EXIT_PREEMPTED
     return 0

@@ -21,6 +21,7 @@ import seqio
 import tensorflow as tf
 
 from hyperprompt.errors import UsageError
+from hyperprompt.files import write_json
 
 REGISTRY_FILE = "task_registry.json"
 TASK_IDS = "task_ids"
@@ -79,17 +80,31 @@ def eval_tasks(registry: Sequence[str], split: str) -> list[tuple[str, int]]:
     return pairs
 
 
+class DamagedRegistry(UsageError):
+    """MODEL_DIR's task_registry.json exists but is not {"tasks": [name, ...]}."""
+
+
 def save_registry(model_dir: str, tasks: Sequence[str]) -> None:
-    with open(os.path.join(model_dir, REGISTRY_FILE), "w") as f:
-        json.dump({"tasks": list(tasks)}, f, indent=1)
+    write_json(os.path.join(model_dir, REGISTRY_FILE), {"tasks": list(tasks)})
 
 
 def load_registry(model_dir: str) -> list[str] | None:
+    """The saved task list; None when there is none; DamagedRegistry when unreadable."""
     path = os.path.join(model_dir, REGISTRY_FILE)
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        return json.load(f)["tasks"]
+    try:
+        with open(path, "rb") as f:
+            tasks = json.loads(f.read().decode("utf-8"))["tasks"]
+        if isinstance(tasks, list) and tasks and all(isinstance(t, str) for t in tasks):
+            return tasks
+        problem = "its \"tasks\" is not a list of task names"
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+        problem = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else e!r}"
+    raise DamagedRegistry(f"{path} is damaged ({problem}) and no checkpoint records the run's "
+                          f"tasks; write it back as {{\"tasks\": [task names in task-id order]}}"
+                          f", or delete it and rerun `hyperprompt train` with the run's gin "
+                          f"files (it writes the file from MIXTURE_OR_TASK_NAME).")
 
 
 def mixture_rates(name: str) -> list[float]:

@@ -11,3 +11,9 @@ class TrainingDiverged(Exception):
 
 class Preempted(Exception):
     """SIGTERM/SIGINT: a checkpoint of the current step was written; rerun to resume."""
+
+
+class Stopped(BaseException):
+    """SIGTERM/SIGINT outside the training loop, raised by the signal handler wherever the
+    program is: a BaseException, as KeyboardInterrupt, so that no library's
+    `except Exception` (optional imports, retries) swallows it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -14,7 +15,7 @@ import seqio
 from rich.console import Console
 from rich.table import Table
 
-from hyperprompt import data, partitioning
+from hyperprompt import checkpoints, data, partitioning
 from hyperprompt.errors import UsageError
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.state import restore_trained
@@ -201,10 +202,20 @@ def restored_run(model: EncoderDecoderModel, model_dir: str,
         yield registry, mesh, step, params
 
 
-def saved_registry(model_dir: str) -> list[str]:
-    """The task-id registry written by `train`; UsageError if MODEL_DIR has none."""
-    registry = data.load_registry(model_dir)
+def saved_registry(model_dir: str, required: bool = True) -> list[str] | None:
+    """The task-id registry written by `train` (a damaged file: the one the latest checkpoint
+    recorded, with a warning); UsageError if MODEL_DIR has none and one is `required`."""
+    try:
+        registry = data.load_registry(model_dir)
+    except data.DamagedRegistry:
+        registry = checkpoints.recorded_tasks(model_dir)
+        if registry is None:
+            raise
+        warnings.warn(f"{os.path.join(model_dir, data.REGISTRY_FILE)} is damaged; using the "
+                      f"tasks its latest checkpoint recorded: {registry}.", stacklevel=2)
     if registry is None:
+        if not required:
+            return None
         raise UsageError(f"{model_dir!r} has no {data.REGISTRY_FILE}; point MODEL_DIR at a "
                          f"directory written by `hyperprompt train`.")
     for name in registry:

@@ -19,14 +19,19 @@ import seqio
 from hyperprompt import data
 from hyperprompt.errors import UsageError
 from hyperprompt.eval import Evaluator, Predictor, restored_run, saved_registry
+from hyperprompt.files import atomic_write
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.tasks.submission import write_submission
 
 
 def read_inputs(path: str, default_task: str | None) -> list[tuple[str, str]]:
     """(task, text) per non-empty line; invalid UTF-8 replaced with a warning."""
-    with open(path, "rb") as f:
-        raw_lines = [line.rstrip(b"\r\n") for line in f if line.strip()]
+    try:
+        with open(path, "rb") as f:
+            raw_lines = [line.rstrip(b"\r\n") for line in f if line.strip()]
+    except OSError as e:
+        raise UsageError(f"INFER_INPUT_FILE={path!r} cannot be read ({e.strerror or e}); point "
+                         f"it at a file of JSONL or text lines.") from None
     examples, bad = [], 0
     for number, raw in enumerate(raw_lines, 1):
         try:
@@ -77,8 +82,9 @@ def infer(
     input_file: str | None = None,
     task: str | None = None,
     model_parallel: int = 1,
-) -> str:
-    """Write predictions as JSONL ({step, task, input, prediction}); returns the output path.
+) -> str | None:
+    """Write predictions as JSONL ({step, task, input, prediction}); returns the output path
+    (None: the input file holds no inputs).
 
     Without `input_file`: MODEL_DIR/inference/<split>/<task>.jsonl for every eval task,
     and for split 'test' the GLUE/SuperGLUE leaderboard files in .../test/submission/.
@@ -86,6 +92,10 @@ def infer(
     """
     registry = saved_registry(model_dir)
     examples = read_inputs(input_file, task) if input_file else None
+    if examples == []:
+        warnings.warn(f"INFER_INPUT_FILE={input_file!r} holds no inputs (empty or blank lines "
+                      f"only); nothing was predicted.", stacklevel=1)
+        return None
     for name in {t for t, _ in examples or []} - set(registry):
         raise UsageError(f"task {name!r} is not one this model was trained on: {registry}.")
     with restored_run(model, model_dir, task_feature_lengths, batch_size,
@@ -152,5 +162,5 @@ def _wnli_majority(lengths: Mapping[str, int]) -> list[tuple[dict, int]]:
 
 def _write(path: str, rows: list[dict]) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
+    with atomic_write(path) as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)

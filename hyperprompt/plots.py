@@ -7,6 +7,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from hyperprompt.files import atomic_write  # noqa: E402
+
 
 def training_curves(history: dict, path: str) -> str:
     """Two panels (train loss; each eval metric) written to `path` as PNG."""
@@ -25,6 +27,7 @@ def training_curves(history: dict, path: str) -> str:
     if keys:
         ax_eval.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, dpi=100, format="png")
     plt.close(fig)
     return path

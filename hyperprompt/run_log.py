@@ -1,37 +1,63 @@
 """MODEL_DIR/train_log.jsonl: one line per logged train step or eval, append-only.
 
 On resume the lines past the restored step are dropped, so the log always
-describes the run that the latest checkpoint continues.
+describes the run that the latest checkpoint continues. Lines that cannot be read
+(cut short by a kill, bytes that are not UTF-8, JSON without `kind` and `step`) are
+skipped with one warning that counts them; a resume drops them from the file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
+
+from hyperprompt.files import atomic_write
 
 LOG_FILE = "train_log.jsonl"
+
+
+def _record(line: bytes) -> dict | None:
+    """The record on one line, or None when the line is not one."""
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if (isinstance(record, dict) and isinstance(record.get("kind"), str)
+            and isinstance(record.get("step"), int)):
+        return record
+    return None
+
+
+def read_records(path: str) -> list[dict]:
+    """Every readable record of a log file ([] when it does not exist); warns once, with
+    their line numbers, about the lines it skipped."""
+    if not os.path.exists(path):
+        return []
+    records, skipped = [], []
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            record = _record(line)
+            if record is None:
+                skipped.append(number)
+            else:
+                records.append(record)
+    if skipped:
+        shown = ", ".join(map(str, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
+        warnings.warn(f"skipped {len(skipped)} unreadable line(s) of {path} (line {shown}: "
+                      f"cut short, not UTF-8, or JSON without \"kind\" and \"step\").",
+                      stacklevel=2)
+    return records
 
 
 class RunLog:
     def __init__(self, model_dir: str, resume_step: int):
         self.path = os.path.join(model_dir, LOG_FILE)
-        self.records = [r for r in self._read() if r["step"] <= resume_step]
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
+        self.records = [r for r in read_records(self.path) if r["step"] <= resume_step]
+        with atomic_write(self.path) as f:  # a kill here keeps the old log
             f.writelines(json.dumps(r) + "\n" for r in self.records)
-        os.replace(tmp, self.path)  # atomic: a kill here keeps the old log
-
-    def _read(self) -> list[dict]:
-        if not os.path.exists(self.path):
-            return []
-        records = []
-        with open(self.path) as f:
-            for line in f:
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:  # a line cut short by a kill or a full disk
-                    continue
-        return records
 
     def append(self, kind: str, step: int, values: dict[str, float]) -> None:
         record = {"kind": kind, "step": step, **values}

@@ -54,12 +54,13 @@ def restore_trained(model: EncoderDecoderModel, model_dir: str,
                     feature_lengths: Mapping[str, int], mesh):
     """(step, params) of MODEL_DIR's latest checkpoint; UsageError when there is none.
 
-    Only parameters are read, so eval/infer need no optimizer settings.
+    Only parameters are read, so eval/infer need no optimizer settings; nothing is written,
+    so they work beside a `train` running on MODEL_DIR.
     """
-    with checkpoints.make_manager(model_dir, async_save=False) as manager:
+    if checkpoints.latest_step(model_dir) is None:
+        raise UsageError(f"no checkpoint in {checkpoints.checkpoint_dir(model_dir)}; train "
+                         f"first or point MODEL_DIR at a trained run.")
+    with checkpoints.make_manager(model_dir, read_only=True) as manager:
         step = manager.latest_step()
-        if step is None:
-            raise UsageError(f"no checkpoint in {checkpoints.checkpoint_dir(model_dir)}; train "
-                             f"first or point MODEL_DIR at a trained run.")
         return step, checkpoints.restore_params(manager, step,
                                                 abstract_params(model, feature_lengths, mesh))

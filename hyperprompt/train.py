@@ -7,7 +7,6 @@ the function is usable without gin.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -20,71 +19,21 @@ import optax
 from clu import metric_writers
 from tqdm import tqdm
 
-from hyperprompt import checkpoints, data, partitioning, plots
+from hyperprompt import checkpoints, data, partitioning, plots, run_lock
 from hyperprompt import eval as eval_lib
-from hyperprompt.convert import restore, sources
+from hyperprompt import train_checks as checks
+from hyperprompt.convert import restore
 from hyperprompt.convert.optimizer_state import load_t5x_adafactor_state
 from hyperprompt.errors import Preempted, TrainingDiverged, UsageError
+from hyperprompt.files import atomic_write, write_json
 from hyperprompt.methods.base import Conditioner, conditioner_of
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.optim import layer_axes, make_optimizer
 from hyperprompt.preemption import PreemptionGuard
 from hyperprompt.run_log import RunLog
-from hyperprompt.state import abstract_boxed, init_state
+from hyperprompt.state import abstract_boxed, abstract_params, init_state
 
 CONFIG_FILE = "config.gin"
-
-
-def check_model_dir(model_dir: str) -> None:
-    """MODEL_DIR must be creatable and writable; raises UsageError otherwise."""
-    try:
-        os.makedirs(model_dir, exist_ok=True)
-        probe = os.path.join(model_dir, ".write_test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise UsageError(f"MODEL_DIR={model_dir!r} is not writable ({e.strerror}); "
-                         f"pass --gin.MODEL_DIR=\"'a/writable/dir'\".") from None
-
-
-def check_feature_lengths(conditioner: Conditioner, lengths: Mapping[str, int]) -> None:
-    """Feature lengths must cover what the method needs (its `min_feature_lengths`)."""
-    for key in ("inputs", "targets"):
-        if key not in lengths:
-            raise UsageError(f"TASK_FEATURE_LENGTHS has no {key!r}; set e.g. "
-                             f"{{'inputs': 64, 'targets': 16}}.")
-    for key, minimum in conditioner.min_feature_lengths().items():
-        if lengths.get(key, 0) < minimum:
-            raise UsageError(
-                f"TASK_FEATURE_LENGTHS[{key!r}]={lengths.get(key)} is shorter than "
-                f"{conditioner.label()} needs ({minimum}); set it to >= {minimum}.")
-
-
-def check_num_tasks(conditioner: Conditioner, registry: list[str]) -> None:
-    """A method with per-task parameters must have one slot per task of the mixture."""
-    num_tasks = conditioner.num_tasks
-    if num_tasks is not None and len(registry) > num_tasks:
-        raise UsageError(f"the mixture has {len(registry)} tasks but the method was built for "
-                         f"NUM_TASKS={num_tasks}; set --gin.NUM_TASKS={len(registry)}.")
-
-
-def packs(conditioner: Conditioner, pack: bool) -> bool:
-    """Whether training rows are packed: PACK asks for it, and packed rows share one
-    Conditioning per row (one task), so a method that conditions on each example's input
-    trains unpacked (said once), which keeps every benchmark recipe composable with it."""
-    if pack and not conditioner.per_task:
-        tqdm.write(f"training unpacked: {conditioner.label()} conditions on each example's "
-                   f"input, so packed rows cannot share one conditioning (PACK=True ignored)")
-        return False
-    return pack
-
-
-def check_registry(model_dir: str, registry: list[str]) -> None:
-    saved = data.load_registry(model_dir)
-    if saved is not None and saved != registry:
-        raise UsageError(f"MODEL_DIR {model_dir!r} was trained with tasks {saved}, not "
-                         f"{registry}; use a new MODEL_DIR or the same mixture.")
 
 
 def make_train_step(model: EncoderDecoderModel, tx: optax.GradientTransformation,
@@ -150,15 +99,6 @@ def init_method_from_backbone(conditioner: Conditioner, params, seed: int):
     return jax.jit(reinit, out_shardings=shardings)(params)
 
 
-def check_nonempty(registry: list[str], split: str, feature_lengths: Mapping[str, int]) -> None:
-    """An empty split would make the mixed stream wait forever: fail with its name instead."""
-    for task_id, name in enumerate(registry):
-        ds = data.task_dataset(name, task_id, split, feature_lengths, False, None)
-        if next(iter(ds.take(1)), None) is None:
-            raise UsageError(f"task {name!r} has no examples in split {split!r}; fix its data "
-                             f"source or leave it out of MIXTURE_OR_TASK_NAME.")
-
-
 @contextlib.contextmanager
 def writing(model_dir: str):
     """A write to MODEL_DIR: an OSError it raises becomes one line (chained to the cause)."""
@@ -209,87 +149,112 @@ def train(
     TrainingDiverged on a non-finite loss with nan_policy='stop' ('skip' drops
     such steps and goes on).
     """
-    if nan_policy not in ("stop", "skip"):
-        raise UsageError(f"nan_policy={nan_policy!r}: use 'stop' or 'skip'.")
+    # Validate: the checks only read (train_checks.py); every rejection happens here, so a
+    # rejected run leaves MODEL_DIR exactly as it was.
+    checks.nan_policy(nan_policy)
+    checks.positive(train_steps=train_steps, batch_size=batch_size, eval_period=eval_period,
+                    checkpoint_period=checkpoint_period, log_period=log_period)
     conditioner = conditioner_of(model.module)
-    if initial_checkpoint_path and os.path.exists(initial_checkpoint_path):
-        # its stored model config, before anything is compiled or written
-        sources.check_config(initial_checkpoint_path, "auto", model.module.config)
     registry = data.task_registry(mixture_or_task_name)
-    check_feature_lengths(conditioner, task_feature_lengths)
-    check_num_tasks(conditioner, registry)
-    pack = packs(conditioner, pack)
+    checks.feature_lengths(conditioner, task_feature_lengths)
+    checks.num_tasks(conditioner, registry)
+    pack = checks.packs(conditioner, pack)
     mesh = partitioning.make_mesh(model_parallel)
     partitioning.check_batch_size(batch_size, mesh)
-    check_registry(model_dir, registry)
-    check_nonempty(registry, "train", task_feature_lengths)
-    check_model_dir(model_dir)
-    with writing(model_dir):
-        if config_text is not None and jax.process_index() == 0:
-            with open(os.path.join(model_dir, CONFIG_FILE), "w") as f:
-                f.write(config_text)
-    for name in checkpoints.partial_saves(model_dir):
-        tqdm.write(f"ignoring a partially written checkpoint (a save was killed): {name}")
-
+    checks.registry(model_dir, registry)
+    run_info = {"tasks": registry, "batch_size": batch_size, "task_feature_lengths":
+                dict(task_feature_lengths), "pack": pack, "seed": seed}
     with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
         boxed = abstract_boxed(model, task_feature_lengths, seed)
-        tx = optimizer(groups=conditioner.param_groups(), layer_axes=layer_axes(boxed))
-        state = init_state(model, tx, task_feature_lengths, mesh, seed, boxed)
+        resume_step = checks.resumable(model_dir, run_info,
+                                       abstract_params(model, task_feature_lengths, mesh))
+    if resume_step is None and initial_checkpoint_path:
+        checks.initial_checkpoint(initial_checkpoint_path, model.module.config)
+    checks.nonempty(registry, "train", task_feature_lengths)
+
+    # Create: MODEL_DIR (its first write), then its lock; this run owns it from here on.
+    checks.model_dir_writable(model_dir)
+    with run_lock.owned(model_dir) if jax.process_index() == 0 else contextlib.nullcontext():
         with writing(model_dir):
-            manager = checkpoints.make_manager(model_dir, keep_checkpoints, async_checkpointing)
-            writer = metric_writers.SummaryWriter(os.path.join(model_dir, "tensorboard"))
-        try:
-            start, state = checkpoints.restore_latest(manager, state)
-            start = start or 0
-            if start:
-                tqdm.write(f"resuming from checkpoint step {start} in "
-                           f"{checkpoints.checkpoint_dir(model_dir)}")
-            else:
-                if initial_checkpoint_path:
-                    state = load_initial_state(initial_checkpoint_path, state,
-                                               model.module.config, restore_optimizer_state)
-                state["params"] = init_method_from_backbone(conditioner, state["params"], seed)
-            with writing(model_dir):
+            if config_text is not None and jax.process_index() == 0:
+                with atomic_write(os.path.join(model_dir, CONFIG_FILE)) as f:
+                    f.write(config_text)
+            try:
+                saved = data.load_registry(model_dir)
+            except data.DamagedRegistry:  # the checks found the checkpoint's copy: rewrite it
+                saved = None
+            if saved != registry:  # written once, never rewritten in place
                 data.save_registry(model_dir, registry)
-                log = RunLog(model_dir, start)
-            use_dropout = model.module.config.dropout_rate > 0
-            step_fn = jax.jit(make_train_step(model, tx, seed + 1, use_dropout, debug_nan_step),
-                              donate_argnums=0)
-            evaluator = None
-            if eval_examples != 0:
-                evaluator = eval_lib.Evaluator(model, registry, task_feature_lengths, batch_size,
-                                               mesh, eval_split, eval_examples)
-            batches = data.train_batches(
-                mixture_or_task_name, registry, task_feature_lengths, batch_size, seed,
-                skip=start, pack=pack, prompt_length=model.input_prompt_length() if pack else 0)
-            loop = _Loop(model_dir, manager, log, writer, evaluator, nan_policy)
-            with PreemptionGuard() as guard:
-                state, results = loop.run(state, step_fn, batches, mesh, start, train_steps,
-                                          log_period, eval_period, checkpoint_period, guard)
-            if not results and evaluator:  # resumed at the end: evaluate the restored state
-                results = evaluator.evaluate(state["params"])
-        finally:
+        for name in checkpoints.partial_saves(model_dir):
+            tqdm.write(f"ignoring a partially written checkpoint (a save was killed): {name}")
+
+        with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
+            tx = optimizer(groups=conditioner.param_groups(), layer_axes=layer_axes(boxed))
+            state = init_state(model, tx, task_feature_lengths, mesh, seed, boxed)
             with writing(model_dir):
-                manager.close()
-                writer.flush()
-    with writing(model_dir):
-        plots.training_curves(log.history(), os.path.join(model_dir, "training_curves.png"))
-        with open(os.path.join(model_dir, "results.json"), "w") as f:
-            json.dump(results, f, indent=1)
-    return results
+                manager = checkpoints.make_manager(model_dir, keep_checkpoints,
+                                                   async_checkpointing)
+                writer = metric_writers.SummaryWriter(os.path.join(model_dir, "tensorboard"))
+            try:
+                start, state = checkpoints.restore_latest(manager, state)
+                start = start or 0
+                if start:
+                    tqdm.write(f"resuming from checkpoint step {start} in "
+                               f"{checkpoints.checkpoint_dir(model_dir)}")
+                else:
+                    if initial_checkpoint_path:
+                        state = load_initial_state(initial_checkpoint_path, state,
+                                                   model.module.config,
+                                                   restore_optimizer_state)
+                    state["params"] = init_method_from_backbone(conditioner, state["params"],
+                                                                seed)
+                if start >= train_steps:
+                    tqdm.write(f"checkpoint step {start} is at or past TRAIN_STEPS="
+                               f"{train_steps}: nothing was trained (raise TRAIN_STEPS to train "
+                               f"on)")
+                with writing(model_dir):
+                    log = RunLog(model_dir, start)
+                use_dropout = model.module.config.dropout_rate > 0
+                step_fn = jax.jit(make_train_step(model, tx, seed + 1, use_dropout,
+                                                  debug_nan_step), donate_argnums=0)
+                evaluator = None
+                if eval_examples != 0:
+                    evaluator = eval_lib.Evaluator(model, registry, task_feature_lengths,
+                                                   batch_size, mesh, eval_split, eval_examples)
+                batches = data.train_batches(
+                    mixture_or_task_name, registry, task_feature_lengths, batch_size, seed,
+                    skip=start, pack=pack,
+                    prompt_length=model.input_prompt_length() if pack else 0)
+                loop = _Loop(model_dir, manager, log, writer, evaluator, nan_policy, run_info)
+                with PreemptionGuard() as guard:
+                    state, results = loop.run(state, step_fn, batches, mesh, start, train_steps,
+                                              log_period, eval_period, checkpoint_period, guard)
+                if not results and evaluator:  # resumed at the end: evaluate the restored state
+                    results = evaluator.evaluate(state["params"])
+            finally:
+                with writing(model_dir):
+                    manager.close()
+                    writer.flush()
+        with writing(model_dir):
+            plots.training_curves(log.history(),
+                                  os.path.join(model_dir, "training_curves.png"))
+            write_json(os.path.join(model_dir, "results.json"), results)
+        return results
 
 
 class _Loop:
     """The step loop and what it does every log/eval/checkpoint period."""
 
-    def __init__(self, model_dir, manager, log, writer, evaluator, nan_policy):
+    def __init__(self, model_dir, manager, log, writer, evaluator, nan_policy, run_info):
         self.model_dir, self.manager, self.log = model_dir, manager, log
         self.writer, self.evaluator, self.nan_policy = writer, evaluator, nan_policy
+        self.run_info = run_info
         self.last_saved = manager.latest_step()
 
     def save(self, step: int, state, force: bool = False) -> None:
         with writing(self.model_dir):
-            checkpoints.save(self.manager, step, state, force=force)
+            checkpoints.save(self.manager, step, state, force=force,
+                             run_info=self.run_info)
         self.last_saved = step
 
     def record(self, kind: str, step: int, values: Mapping[str, float],

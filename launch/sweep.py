@@ -25,7 +25,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from hyperprompt import startup
-from hyperprompt.run_log import LOG_FILE
+from hyperprompt.run_log import LOG_FILE, read_records
 
 DEFAULT_GIN_FILE = "experiments/hyperprompt_sweep.gin"
 DEFAULT_GRID = ("HYPERPROMPT_LENGTH=4,8,16,32", "HYPERPROMPT_BOTTLENECK=8,16,32,64")
@@ -93,20 +93,10 @@ def final_eval(model_dir: str) -> dict | None:
     ('tasks': {task: {metric: value}}; 'average' as `hyperprompt.eval.average`), or None."""
     from hyperprompt import eval as eval_lib
 
-    path = os.path.join(model_dir, LOG_FILE)
-    if not os.path.exists(path):
+    evals = [r for r in read_records(os.path.join(model_dir, LOG_FILE)) if r["kind"] == "eval"]
+    if not evals:
         return None
-    last = None
-    with open(path) as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by a kill
-                continue
-            if record.get("kind") == "eval":
-                last = record
-    if last is None:
-        return None
+    last = evals[-1]
     tasks: dict[str, dict[str, float]] = {}
     for key, value in last.items():
         if key.startswith("eval/"):  # eval/<task>/<metric>

@@ -17,6 +17,7 @@ import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 
+from hyperprompt.files import atomic_write
 from hyperprompt.tasks import glue, super_glue
 from hyperprompt.tasks.postprocessors import is_invalid
 
@@ -56,7 +57,7 @@ def _valid(prediction, fallback=0):
 
 
 def _glue_tsv(path: str, rows: Predictions, label: Callable) -> None:
-    with open(path, "w", newline="") as f:
+    with atomic_write(path, newline="") as f:
         writer = csv.writer(f, delimiter="\t", lineterminator="\n")
         writer.writerow(["index", "prediction"])
         for example, prediction in sorted(rows, key=lambda r: int(r[0]["idx"])):
@@ -90,7 +91,7 @@ def _super_glue_jsonl(path: str, task: str, rows: Predictions, label: Callable |
     else:
         lines = [{"idx": int(ex["idx"]), "label": label(_valid(y))}
                  for ex, y in sorted(rows, key=lambda r: int(r[0]["idx"]))]
-    with open(path, "w") as f:
+    with atomic_write(path) as f:
         f.writelines(json.dumps(line) + "\n" for line in lines)
 
 

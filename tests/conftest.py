@@ -140,3 +140,49 @@ def save_hf_t5():
         return model
 
     return save
+
+
+# A 2-step quickstart run at a small width (byte vocabulary), no eval: the run that the
+# reliability tests copy and then damage, lock, resume or evaluate.
+SMALL_RUN = ["--gin_file=experiments/quickstart.gin", "--gin.configs.T5Config.emb_dim=32",
+             "--gin.configs.T5Config.mlp_dim=64", "--gin.configs.T5Config.num_heads=2",
+             "--gin.configs.T5Config.head_dim=16", "--gin.BATCH_SIZE=8",
+             "--gin.train_lib.train.eval_examples=0", "--gin.EVAL_EXAMPLES=4"]
+
+
+@pytest.fixture(scope="session")
+def small_run_flags() -> list[str]:
+    """The flags of `trained_run` (add MODEL_DIR and a command)."""
+    return SMALL_RUN
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """MODEL_DIR of a finished 2-step `SMALL_RUN` (copy it before changing anything)."""
+    from hyperprompt import cli
+
+    model_dir = tmp_path_factory.mktemp("trained_run") / "run"
+    assert cli.main(["train", *SMALL_RUN, f"--gin.MODEL_DIR='{model_dir}'",
+                     "--gin.TRAIN_STEPS=2"]) == 0
+    return model_dir
+
+
+def tree_state(path) -> dict | None:
+    """{relative path: (size, mtime_ns, content)} of every file and folder under `path`
+    (None if it does not exist): equal before and after means nothing was written."""
+    if not os.path.exists(path):
+        return None
+    state = {}
+    for folder, dirs, files in os.walk(path):
+        for name in dirs + files:
+            full = os.path.join(folder, name)
+            stat = os.stat(full)
+            content = open(full, "rb").read() if name in files else None
+            state[os.path.relpath(full, path)] = (stat.st_size, stat.st_mtime_ns, content)
+    return state
+
+
+@pytest.fixture(scope="session")
+def snapshot():
+    """`tree_state`: the whole tree under a path, to compare before and after a command."""
+    return tree_state

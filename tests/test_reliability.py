@@ -181,3 +181,56 @@ def test_preemption_at_a_checkpoint_step_saves_once(tmp_path, monkeypatch):
         run_train(tmp_path, 6, checkpoint_period=2)
     step, _ = params_at(tmp_path, 10)
     assert step == 2
+
+
+def signal_self(sig):
+    """A stand-in for a step of start-up that a signal interrupts, inside library code that
+    swallows any Exception (as optional imports do)."""
+    def interrupted(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), sig)
+            time.sleep(5)  # the handler raises before this ends
+        except Exception:
+            pass
+        raise AssertionError("the signal did not stop start-up")
+
+    return interrupted
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("where", ["checks", "after_lock"])
+def test_signal_during_start_up_exits_75_in_one_line(tmp_path, capsys, monkeypatch,
+                                                      small_run_flags, sig, where):
+    from hyperprompt import cli, train_checks
+    from hyperprompt import train as train_lib
+
+    if where == "checks":  # reading the data, before anything is written
+        monkeypatch.setattr(train_checks, "nonempty", signal_self(sig))
+    else:  # initialising the state, MODEL_DIR created and locked
+        monkeypatch.setattr(train_lib, "init_state", signal_self(sig))
+    model_dir = tmp_path / "run"
+    code = cli.main(["train", *small_run_flags, f"--gin.MODEL_DIR='{model_dir}'"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_PREEMPTED
+    assert err == [f"hyperprompt: stopped by {sig.name} outside the training loop (no step in "
+                   f"progress, nothing to checkpoint); rerun the same command."]
+    assert not model_dir.exists() if where == "checks" else \
+        not (model_dir / "train.lock").exists()  # the lock went with the run
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_resume_past_the_end_reports_the_checkpoint_step(tmp_path, capsys, trained_run,
+                                                         small_run_flags):
+    import shutil
+
+    from hyperprompt import cli
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    log_before = (run / "train_log.jsonl").read_text()
+    assert cli.main(["train", *small_run_flags, f"--gin.MODEL_DIR='{run}'",
+                     "--gin.TRAIN_STEPS=1", "--gin.train_lib.train.eval_examples=2"]) == 0
+    out = capsys.readouterr().out
+    assert "checkpoint step 2 is at or past TRAIN_STEPS=1: nothing was trained" in out
+    assert "validation at checkpoint step 2" in out and "after 1 steps" not in out
+    assert (run / "train_log.jsonl").read_text() == log_before  # no step logged

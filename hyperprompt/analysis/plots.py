@@ -10,6 +10,8 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from hyperprompt.files import atomic_write  # noqa: E402
+
 DPI = 90
 
 
@@ -27,7 +29,8 @@ def attention_mass(mass: Mapping[str, Mapping[str, list[float]]], label: str, pa
         ax.legend(fontsize=7)
     fig.suptitle(f"attention mass on prompts: {label}")
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, dpi=DPI, format="png")
     plt.close(fig)
     return path
 
@@ -55,6 +58,7 @@ def attention_entropy(entropies: Mapping[str, Mapping[str, np.ndarray]], path: s
                    title=f"{stack}: mean per layer")
     axes[0, 1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, dpi=DPI, format="png")
     plt.close(fig)
     return path

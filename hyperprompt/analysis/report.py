@@ -14,7 +14,6 @@ Entropy: of each real query token's attention distribution, per layer and head
 
 from __future__ import annotations
 
-import json
 import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -32,6 +31,7 @@ from hyperprompt.analysis import plots
 from hyperprompt.analysis.attention import STACKS, token_statistics
 from hyperprompt.errors import UsageError
 from hyperprompt.eval import restored_run, saved_registry
+from hyperprompt.files import write_json
 from hyperprompt.methods.base import conditioner_of
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.optim import flat_paths
@@ -225,8 +225,7 @@ def write(report: Mapping, entropies: Mapping[str, Mapping[str, np.ndarray]], la
              "attention_entropy": plots.attention_entropy(
                  entropies, os.path.join(out_dir, "attention_entropy.png")),
              "report": os.path.join(out_dir, "report.json")}
-    with open(files["report"], "w") as f:
-        json.dump(report, f, indent=1)
+    write_json(files["report"], report)
     return files
 
 

@@ -10,14 +10,13 @@ over these per-task bests.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Iterable, Mapping
 
 from hyperprompt import checkpoints
 from hyperprompt import eval as eval_lib
 from hyperprompt.errors import UsageError
-from hyperprompt.run_log import LOG_FILE
+from hyperprompt.run_log import LOG_FILE, read_records
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,19 +26,12 @@ class Selection:
 
 
 def eval_records(model_dir: str) -> list[dict]:
-    """The "eval" lines of MODEL_DIR/train_log.jsonl (lines cut short by a kill skipped)."""
+    """The "eval" lines of MODEL_DIR/train_log.jsonl (unreadable lines skipped, counted)."""
     path = os.path.join(model_dir, LOG_FILE)
     if not os.path.exists(path):
         raise UsageError(f"{path} does not exist; point MODEL_DIR at a run written by "
                          f"`hyperprompt train`.")
-    records = []
-    with open(path) as f:
-        for line in f:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return [r for r in records if r.get("kind") == "eval"]
+    return [r for r in read_records(path) if r["kind"] == "eval"]
 
 
 def per_task(record: Mapping) -> dict[str, dict[str, float]]:

@@ -14,6 +14,7 @@ import json
 import os
 
 from hyperprompt.errors import UsageError
+from hyperprompt.files import atomic_write, write_json
 from hyperprompt.models.configs import CONFIGS, FUNCTION_FIELDS, T5Config
 
 CONFIG_FILE = "model_config.json"
@@ -48,9 +49,8 @@ def gin_text(config: T5Config, source: str) -> str:
 
 def save(directory: str, config: T5Config, source: str) -> None:
     """Write model_config.json and model.gin into `directory`."""
-    with open(os.path.join(directory, CONFIG_FILE), "w") as f:
-        json.dump(function_fields(config), f, indent=1)
-    with open(os.path.join(directory, GIN_FILE), "w") as f:
+    write_json(os.path.join(directory, CONFIG_FILE), function_fields(config))
+    with atomic_write(os.path.join(directory, GIN_FILE)) as f:
         f.write(gin_text(config, source))
 
 

@@ -7,7 +7,6 @@ that is dropped right after, so XXL never sits on one host twice.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -18,6 +17,7 @@ from hyperprompt.convert import sources
 from hyperprompt.convert.hf_config import hf_config_for
 from hyperprompt.convert.hf_mapping import TRANSPOSE, hf_parameter_map
 from hyperprompt.errors import UsageError
+from hyperprompt.files import write_json
 from hyperprompt.models.configs import T5Config
 from hyperprompt.optim import flat_paths, param_path
 
@@ -101,6 +101,5 @@ def export_hf(params: Any, config: T5Config, directory: str) -> str:
         state[hf_name] = np.ascontiguousarray(value.T if how == TRANSPOSE else value)
     os.makedirs(directory, exist_ok=True)
     save_file(state, os.path.join(directory, "model.safetensors"), metadata={"format": "pt"})
-    with open(os.path.join(directory, "config.json"), "w") as f:
-        json.dump(hf_config_for(config), f, indent=1)
+    write_json(os.path.join(directory, "config.json"), hf_config_for(config))
     return directory

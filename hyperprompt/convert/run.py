@@ -50,9 +50,9 @@ def convert(src: str, dst: str, fmt: str = "auto", to: str = "hyperprompt",
         params = load_pretrained(path, fmt, config, init_params(model, mesh))
         if to == "hf":
             return export_hf(params, config, dst)
-        from hyperprompt.train import check_model_dir
+        from hyperprompt.train_checks import model_dir_writable
 
-        check_model_dir(dst)
+        model_dir_writable(dst)
         with checkpoints.make_manager(dst, async_save=False) as manager:
             if manager.latest_step() is not None:
                 raise UsageError(f"{dst} already holds a checkpoint; choose an empty --dst.")
