@@ -49,7 +49,7 @@ RULES: dict[str, tuple[Callable[[object], bool], str, str]] = {
     "MODEL_PARALLEL": (_positive_int, "an integer >= 1", "1"),
     "NUM_TASKS": (_positive_int, "an integer >= 1", "4"),
     "SEED": (lambda v: _integer(v) and v >= 0, "an integer >= 0", "0"),
-    "LEARNING_RATE": (lambda v: _number(v) and v > 0, "a number > 0", "1e-3"),
+    "LEARNING_RATE": (lambda v: _number(v) and v >= 0, "a number >= 0 (0 trains nothing)", "1e-3"),
     "PROMPT_LEARNING_RATE": (lambda v: _number(v) and v > 0, "a number > 0", "0.3"),
     "DROPOUT_RATE": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)", "0.1"),
     "Z_LOSS": (lambda v: _number(v) and v >= 0, "a number >= 0", "1e-4"),

@@ -46,7 +46,7 @@ FRESH_RUN = [
     ("--gin.CHECKPOINT_PERIOD=0", "CHECKPOINT_PERIOD=0 is out of range"),
     ("--gin.KEEP_CHECKPOINTS=0", "KEEP_CHECKPOINTS=0 is out of range: it must be an integer "
                                  ">= 1 or None (keep all)"),
-    ("--gin.LEARNING_RATE=0", "LEARNING_RATE=0 is out of range: it must be a number > 0"),
+    ("--gin.LEARNING_RATE=-1", "LEARNING_RATE=-1 is out of range: it must be a number >= 0"),
     ("--gin.LEARNING_RATE=-1e-3", "LEARNING_RATE=-0.001 is out of range"),
     ("--gin.DROPOUT_RATE=1.5", "DROPOUT_RATE=1.5 is out of range: it must be a number in [0, 1)"),
     ("--gin.SEED=-1", "SEED=-1 is out of range: it must be an integer >= 0"),

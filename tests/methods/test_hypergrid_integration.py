@@ -68,7 +68,8 @@ def flags(variant, settings):
 
 def built_model(variant, model_dir):
     """The run's model, parsed from its gin files as `train` did."""
-    cli.parse_gin(flags(variant, model_dir.parent / "settings.gin")[:3],
+    cli.parse_gin([f.removeprefix("--gin_file=") for f in
+                   flags(variant, model_dir.parent / "settings.gin")],
                   [f"MODEL_DIR='{model_dir}'"], [])
     try:
         return cli._macro("MODEL").scoped_configurable_fn()
