@@ -48,6 +48,35 @@ def t5_vocab():
     gin.clear_config()
 
 
+
+# The methods' integration runs (tests/methods/test_*_integration.py): a 2+2-layer T5 1.1 at
+# d=32 (4 heads of 8) from scratch on synthetic_mtl, batches of 64, AdamW with a 50-step
+# warm-up and cosine decay to TRAIN_STEPS (each test sets TRAIN_STEPS, EVAL_PERIOD and its
+# eval examples).
+INTEGRATION_SETTINGS = """
+from __gin__ import dynamic_registration
+import optax
+from hyperprompt import optim
+from hyperprompt import train as train_lib
+from hyperprompt.models import configs
+
+configs.T5Config:
+  emb_dim = 32
+  mlp_dim = 64
+  num_heads = 4
+  head_dim = 8
+TASK_FEATURE_LENGTHS = {'inputs': 20, 'targets': 12}
+BATCH_SIZE = 64
+SEED = 0
+optim.make_optimizer.name = 'adamw'
+LEARNING_RATE = @optax.warmup_cosine_decay_schedule()
+optax.warmup_cosine_decay_schedule:
+  init_value = 0.0
+  peak_value = 2e-2
+  warmup_steps = 50
+  decay_steps = %TRAIN_STEPS
+"""
+
 TINY = T5Config(vocab_size=64, emb_dim=16, num_heads=2, num_encoder_layers=2,
                 num_decoder_layers=2, head_dim=8, mlp_dim=32)
 

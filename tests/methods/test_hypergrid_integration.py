@@ -13,36 +13,16 @@ import pytest
 from hyperprompt import cli
 from hyperprompt.convert import sources
 from hyperprompt.methods.hypergrid import HyperGrid
+from tests.conftest import INTEGRATION_SETTINGS
 
-# The HyperPrompt integration test's model and optimizer (tests/methods/
-# test_hyperprompt_integration.py), 200 steps, an 8 x 8 grid (d_m 32, d_f 64).
-SETTINGS = """
-from __gin__ import dynamic_registration
-import optax
-from hyperprompt import optim
-from hyperprompt import train as train_lib
-from hyperprompt.models import configs
-
-configs.T5Config:
-  emb_dim = 32
-  mlp_dim = 64
-  num_heads = 4
-  head_dim = 8
-TASK_FEATURE_LENGTHS = {'inputs': 20, 'targets': 12}
+# The shared integration model and optimizer (tests/conftest.py), 200 steps, an 8 x 8 grid
+# (d_m 32, d_f 64).
+SETTINGS = INTEGRATION_SETTINGS + """
 TRAIN_STEPS = 200
-BATCH_SIZE = 64
 EVAL_PERIOD = 200
-SEED = 0
 HYPERGRID_ROWS = 8
 HYPERGRID_COLS = 8
 train_lib.train.eval_examples = 64
-optim.make_optimizer.name = 'adamw'
-LEARNING_RATE = @optax.warmup_cosine_decay_schedule()
-optax.warmup_cosine_decay_schedule:
-  init_value = 0.0
-  peak_value = 2e-2
-  warmup_steps = 50
-  decay_steps = %TRAIN_STEPS
 """
 VARIANTS = ("l", "l2", "lg")
 

@@ -9,37 +9,17 @@ import json
 import pytest
 
 from hyperprompt import cli
+from tests.conftest import INTEGRATION_SETTINGS
 
-# A 2+2-layer T5 1.1 at d=32 (4 heads of 8) trained from scratch for 700 steps of 64 examples.
-# AdamW with a 50-step warm-up and cosine decay reaches in 700 steps what constant rates need
-# 2000+ for; inputs of 20 fit the longest example ("reverse: " + 10 letters + EOS).
+# The shared integration model and optimizer (tests/conftest.py) for 700 steps: AdamW with
+# a 50-step warm-up and cosine decay reaches in 700 steps what constant rates need 2000+
+# for; inputs of 20 fit the longest example ("reverse: " + 10 letters + EOS).
 # HyperPrompt at l=4 (b=16, t'=32, t=28 as shipped): l=16 doubles the attention length.
-SETTINGS = """
-from __gin__ import dynamic_registration
-import optax
-from hyperprompt import optim
-from hyperprompt import train as train_lib
-from hyperprompt.models import configs
-
-configs.T5Config:
-  emb_dim = 32
-  mlp_dim = 64
-  num_heads = 4
-  head_dim = 8
-TASK_FEATURE_LENGTHS = {'inputs': 20, 'targets': 12}
+SETTINGS = INTEGRATION_SETTINGS + """
 TRAIN_STEPS = 700
-BATCH_SIZE = 64
 EVAL_PERIOD = 700
-SEED = 0
 HYPERPROMPT_LENGTH = 4
 train_lib.train.eval_examples = 256
-optim.make_optimizer.name = 'adamw'
-LEARNING_RATE = @optax.warmup_cosine_decay_schedule()
-optax.warmup_cosine_decay_schedule:
-  init_value = 0.0
-  peak_value = 2e-2
-  warmup_steps = 50
-  decay_steps = %TRAIN_STEPS
 """
 
 # Measured with these settings on a 2-core x86 CPU (exact match in %, 256 validation
