@@ -19,17 +19,21 @@ import itertools
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 
 from hyperprompt import startup
-from hyperprompt.run_log import LOG_FILE, read_records
+from hyperprompt.runs import (
+    final_eval,
+    finished,
+    hyperprompt_executable,
+    network_of,
+    shell_quote,
+)
 
 DEFAULT_GIN_FILE = "experiments/hyperprompt_sweep.gin"
 DEFAULT_GRID = ("HYPERPROMPT_LENGTH=4,8,16,32", "HYPERPROMPT_BOTTLENECK=8,16,32,64")
-RESULTS_FILE = "results.json"  # written by `hyperprompt train` when it finishes
 
 
 def parse_grid(specs: Sequence[str]) -> dict[str, list[str]]:
@@ -69,57 +73,20 @@ def gin_flags(gin_files: Sequence[str], bindings: Sequence[str], cell: Mapping[s
             + [f"--gin.{n}={v}" for n, v in cell.items()] + [f"--gin.MODEL_DIR='{model_dir}'"])
 
 
-def shell_quote(arg: str) -> str:
-    """shlex.quote, but "--gin.MODEL_DIR='runs/x'" rather than '--gin.MODEL_DIR='"'"'...'."""
-    quoted = shlex.quote(arg)
-    if quoted != arg and not re.search(r'["$`\\!]', arg):
-        return f'"{arg}"'
-    return quoted
-
-
-def hyperprompt_executable() -> str:
-    """The `hyperprompt` script next to this Python (a venv's bin/), else the one on PATH."""
-    beside = os.path.join(os.path.dirname(sys.executable), "hyperprompt")
-    return beside if os.path.exists(beside) else "hyperprompt"
-
-
 def run_cell(command: Sequence[str]) -> int:
     """Train one cell (output to this terminal); its exit status."""
     return subprocess.run(command).returncode
-
-
-def final_eval(model_dir: str) -> dict | None:
-    """The last eval record of MODEL_DIR/train_log.jsonl as {'step', 'average', 'tasks'}
-    ('tasks': {task: {metric: value}}; 'average' as `hyperprompt.eval.average`), or None."""
-    from hyperprompt import eval as eval_lib
-
-    evals = [r for r in read_records(os.path.join(model_dir, LOG_FILE)) if r["kind"] == "eval"]
-    if not evals:
-        return None
-    last = evals[-1]
-    tasks: dict[str, dict[str, float]] = {}
-    for key, value in last.items():
-        if key.startswith("eval/"):  # eval/<task>/<metric>
-            _, task, metric = key.split("/", 2)
-            tasks.setdefault(task, {})[metric] = value
-    return {"step": last["step"], "average": eval_lib.average(tasks), "tasks": tasks}
 
 
 def method_parameters(gin_files: Sequence[str], bindings: Sequence[str],
                       cell: Mapping[str, str]) -> int:
     """The method's parameter count (its closed form, `parameter_count`) in the config the
     cell's command runs. Raises UsageError for what `hyperprompt train` would reject."""
-    import gin
-
-    from hyperprompt import cli
     from hyperprompt.methods.base import conditioner_of
 
-    args, gin_bindings = cli.parse_args(["train", *gin_flags(gin_files, bindings, cell, "")])
-    try:
-        cli.parse_gin(args.gin_file, gin_bindings, args.gin_search_paths)
-        network = gin.query_parameter("MODEL/macro.value").scoped_configurable_fn().module
-    finally:
-        gin.clear_config()
+    cell_bindings = [*(b.removeprefix("--gin.") for b in bindings),
+                     *(f"{n}={v}" for n, v in cell.items())]
+    network = network_of(gin_files, cell_bindings)
     return conditioner_of(network).parameter_count(network.config)
 
 
@@ -219,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.dry_run:
             print(" ".join(map(shell_quote, command)))
         elif not args.collect:
-            if os.path.exists(os.path.join(model_dir, RESULTS_FILE)):
+            if finished(model_dir):
                 print(f"done already: {model_dir}")
             elif run_cell(command) != 0:
                 failed.append(model_dir)

@@ -11,6 +11,13 @@ tasks compete for capacity) and wants a different answer:
 Inputs carry the task prefix as T5's text formats do, so vanilla MTL can tell
 the tasks apart; conditioned methods also get the task id. Byte vocabulary: no
 downloads.
+
+The interference mixture (`synthetic_interference`, the study's) adds two tasks whose
+answers contradict each other letter by letter on the same strings, told apart only by
+their prefix (and the task id):
+
+  up       "up: dbca"       -> "ecdb"   (each letter one step up the alphabet, h -> a)
+  down     "down: dbca"     -> "cabh"   (each letter one step down, a -> h)
 """
 
 from __future__ import annotations
@@ -31,7 +38,13 @@ TASKS = {
     "sort": lambda s: "".join(sorted(s)),
     "count": lambda s: str(len(s)),
 }
+INTERFERING_TASKS = {
+    "up": lambda s: "".join(ALPHABET[(ALPHABET.index(c) + 1) % len(ALPHABET)] for c in s),
+    "down": lambda s: "".join(ALPHABET[(ALPHABET.index(c) - 1) % len(ALPHABET)] for c in s),
+}
+ALL_TASKS = {**TASKS, **INTERFERING_TASKS}
 MIXTURE_NAME = "synthetic_mtl"
+INTERFERENCE_MIXTURE_NAME = "synthetic_interference"
 VOCABULARY = seqio.ByteVocabulary()
 OUTPUT_FEATURES = {
     "inputs": seqio.Feature(VOCABULARY, add_eos=True),
@@ -65,14 +78,15 @@ def _dataset_fn(kind: str):
         strings = letter_strings(split)
         return tf.data.Dataset.from_tensor_slices({
             "inputs": [f"{kind}: {s}" for s in strings],
-            "targets": [TASKS[kind](s) for s in strings],
+            "targets": [ALL_TASKS[kind](s) for s in strings],
         })
     return dataset_fn
 
 
 def register() -> None:
-    """Register the four tasks and their equal-rate mixture (idempotent)."""
-    for kind in TASKS:
+    """Register the six tasks, the first four's equal-rate mixture and all six's
+    (idempotent)."""
+    for kind in ALL_TASKS:
         if task_name(kind) in seqio.TaskRegistry.names():
             continue
         seqio.TaskRegistry.add(
@@ -87,6 +101,9 @@ def register() -> None:
         )
     if MIXTURE_NAME not in seqio.MixtureRegistry.names():
         seqio.MixtureRegistry.add(MIXTURE_NAME, [task_name(k) for k in TASKS], default_rate=1.0)
+    if INTERFERENCE_MIXTURE_NAME not in seqio.MixtureRegistry.names():
+        seqio.MixtureRegistry.add(INTERFERENCE_MIXTURE_NAME,
+                                  [task_name(k) for k in ALL_TASKS], default_rate=1.0)
 
 
 register()
