@@ -8,6 +8,7 @@
     [--compare_model_dir=runs/qs]     # attention mass and entropy -> runs/hp/report/
   hyperprompt report --select --gin_file=experiments/quickstart.gin --gin.MODEL_DIR="'runs/qs'"
   hyperprompt report --params [--gin_file=...]   # task-conditioning parameters per size
+  hyperprompt study --gin_file=studies/synthetic.gin --root=runs/study [--jobs=2]
 
 `--gin_file` may repeat; `--gin.NAME=VALUE` binds a macro or parameter;
 `--gin_search_paths=a,b` adds folders to look for gin files in (the installed
@@ -34,7 +35,7 @@ import gin
 from hyperprompt import macros, startup
 from hyperprompt.errors import Preempted, Stopped, TrainingDiverged, UsageError
 
-COMMANDS = ("train", "eval", "infer", "convert", "report")
+COMMANDS = ("train", "eval", "infer", "convert", "report", "study")
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 EXIT_PREEMPTED = 75  # sysexits EX_TEMPFAIL: "try again" — schedulers requeue on it
@@ -76,9 +77,20 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="each task's best validation step from MODEL_DIR/train_log.jsonl")
     report.add_argument("--params", action="store_true",
                         help="task-conditioning parameters per method at every model size")
+    study = parser.add_argument_group("study", "hyperprompt study --gin_file=studies/<name>.gin "
+                                      "--root FOLDER: every method x seed of the study")
+    study.add_argument("--root", help="folder holding one MODEL_DIR per run of the study")
+    study.add_argument("--jobs", type=int, default=1, help="runs trained at once (default 1)")
+    study.add_argument("--dry_run", action="store_true", help="print the commands still to run")
+    study.add_argument("--collect", action="store_true",
+                       help="only tabulate and plot the runs that have finished")
     args, rest = parser.parse_known_args(argv)
     if args.command == "convert" and not (args.src and args.dst):
         raise UsageError("convert needs --src PATH|HUB_ID and --dst FOLDER.")
+    if args.command == "study" and not args.root:
+        raise UsageError("study needs --root FOLDER (one run per cell is trained under it).")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs={args.jobs}: give 1 or more runs at once.")
     bindings = []
     for arg in rest:
         match = re.fullmatch(r"--gin\.([^=]+)=(.*)", arg, re.S)
@@ -198,8 +210,8 @@ def _macro(name: str):
         raise UsageError(f"macro {name} is not set; pass --gin.{name}=...") from None
 
 
-def run(command: str, args: argparse.Namespace | None = None) -> None:
-    """Run a command with the parsed gin config."""
+def run(command: str, args: argparse.Namespace | None = None) -> int | None:
+    """Run a command with the parsed gin config; a non-zero exit status, or None."""
     from hyperprompt import checkpoints
     from hyperprompt import eval as eval_lib
     from hyperprompt import infer as infer_lib
@@ -208,6 +220,13 @@ def run(command: str, args: argparse.Namespace | None = None) -> None:
     if command == "report":
         _report(args)
         return
+    if command == "study":
+        from hyperprompt.study import command as study_lib
+
+        study = _macro("STUDY")
+        if isinstance(study, gin.config.ConfigurableReference):
+            study = study.scoped_configurable_fn()
+        return study_lib.main(study, args.root, args.jobs, args.dry_run, args.collect)
     if command == "convert":
         from hyperprompt.convert import model_config
         from hyperprompt.convert import run as convert_lib
@@ -323,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             macros.check()
             with warnings.catch_warnings():  # restores showwarning on exit
                 warnings.showwarning = _show_warning
-                run(args.command, args)
+                status = run(args.command, args)
     except UsageError as e:  # gin appends "In call to configurable ..." lines: keep line one
         if startup.debugging():  # the cause's traceback (e.g. the OSError behind a write)
             traceback.print_exc()
@@ -335,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (Preempted, Stopped) as e:
         print(f"hyperprompt: {_one_line(e)}", file=sys.stderr)
         return EXIT_PREEMPTED
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":
