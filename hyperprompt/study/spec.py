@@ -41,7 +41,8 @@ class Cell:
 
 def is_binding(entry: str) -> bool:
     """'NAME=VALUE' (a macro or parameter binding), not a gin file path."""
-    return re.fullmatch(r"\s*[A-Za-z_][\w./]*\s*=.*", entry, re.S) is not None
+    return (not entry.strip().endswith(".gin")
+            and re.fullmatch(r"\s*[A-Za-z_][\w./]*\s*=.*", entry, re.S) is not None)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,9 @@ def _pm(cell: Mapping | None, signed: bool = False) -> str:
 def _params(n: int | None) -> str:
     if n is None:
         return "–"
-    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
+    if n >= 1e6:
+        return f"{n / 1e6:.2f}M"
+    return f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
 
 
 def short_task(task: str) -> str:
