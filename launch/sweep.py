@@ -25,7 +25,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from hyperprompt import startup
-from hyperprompt.run_log import LOG_FILE, read_records
+from hyperprompt.run_log import final_eval
 
 DEFAULT_GIN_FILE = "experiments/hyperprompt_sweep.gin"
 DEFAULT_GRID = ("HYPERPROMPT_LENGTH=4,8,16,32", "HYPERPROMPT_BOTTLENECK=8,16,32,64")
@@ -86,23 +86,6 @@ def hyperprompt_executable() -> str:
 def run_cell(command: Sequence[str]) -> int:
     """Train one cell (output to this terminal); its exit status."""
     return subprocess.run(command).returncode
-
-
-def final_eval(model_dir: str) -> dict | None:
-    """The last eval record of MODEL_DIR/train_log.jsonl as {'step', 'average', 'tasks'}
-    ('tasks': {task: {metric: value}}; 'average' as `hyperprompt.eval.average`), or None."""
-    from hyperprompt import eval as eval_lib
-
-    evals = [r for r in read_records(os.path.join(model_dir, LOG_FILE)) if r["kind"] == "eval"]
-    if not evals:
-        return None
-    last = evals[-1]
-    tasks: dict[str, dict[str, float]] = {}
-    for key, value in last.items():
-        if key.startswith("eval/"):  # eval/<task>/<metric>
-            _, task, metric = key.split("/", 2)
-            tasks.setdefault(task, {})[metric] = value
-    return {"step": last["step"], "average": eval_lib.average(tasks), "tasks": tasks}
 
 
 def method_parameters(gin_files: Sequence[str], bindings: Sequence[str],
