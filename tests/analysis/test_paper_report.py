@@ -79,3 +79,37 @@ def test_run_without_log_or_evaluations(tmp_path, capsys):
     assert "train_log.jsonl does not exist" in capsys.readouterr().err
     assert report(write_log(tmp_path / "run", LOG[1:2]), *flags) == cli.EXIT_USAGE
     assert "has no evaluations" in capsys.readouterr().err
+
+
+FULL = {"kind": "eval", "step": 300, **{f"eval/{k}": v for k, v in {
+    "glue_cola/mcc": 50.0, "glue_sst2/accuracy": 90.0, "glue_mrpc/f1": 80.0,
+    "glue_mrpc/accuracy": 70.0, "glue_stsb/pearson": 85.0, "glue_stsb/spearman": 87.0,
+    "glue_qqp/f1": 70.0, "glue_qqp/accuracy": 90.0, "glue_mnli_matched/accuracy": 80.0,
+    "glue_mnli_mismatched/accuracy": 82.0, "glue_qnli/accuracy": 88.0,
+    "glue_rte/accuracy": 70.0,  # every GLUE task but WNLI, as T5's validation mixture
+    "super_glue_boolq/accuracy": 80.0, "super_glue_cb/f1_macro": 70.0,
+    "super_glue_cb/accuracy": 90.0, "super_glue_copa/accuracy": 60.0,
+    "super_glue_multirc/f1a": 70.0, "super_glue_multirc/em": 30.0,
+    "super_glue_record/f1": 80.0, "super_glue_record/em": 78.0,
+    "super_glue_rte/accuracy": 75.0, "super_glue_wic/accuracy": 65.0,
+    "super_glue_wsc_simple/accuracy": 70.0}.items()}}
+
+
+def test_benchmark_averages_and_their_coverage_notes(tmp_path):
+    model_dir = write_log(tmp_path / "run", [FULL])
+    assert report(model_dir, "--paper", "hypergrid", "--row", "ours-3b") == 0
+    written = json.loads((model_dir / "report" / "paper_hypergrid_ours-3b.json").read_text())
+    lines = {(e["table"], e["column"], e["metric"]): e for e in written["entries"]}
+    glue = (50 + 90 + (80 + 70) / 2 + (85 + 87) / 2 + (70 + 90) / 2 + (80 + 82) / 2 + 88 + 70) / 8
+    super_glue = (80 + (70 + 90) / 2 + 60 + (70 + 30) / 2 + (80 + 78) / 2 + 75 + 65 + 70) / 8
+    expected = {("Table 5", "Avg", "benchmark_score"): glue - 88.2,
+                ("Table 5", "STS", "score"): 86.0 - 91.6,
+                ("Table 6", "Avg", "benchmark_score"): super_glue - 84.7,
+                ("Table 6", "MultiRC", "em"): 30.0 - 58.7,
+                ("Table 6", "Record", "em"): 78.0 - 90.3}
+    for key, difference in expected.items():
+        assert lines[key]["difference"] == pytest.approx(difference), key
+    assert lines[("Table 5", "WNLI", "accuracy")]["run_value"] is None
+    assert lines[("Table 5", "Avg", "benchmark_score")]["run_note"] == \
+        "the run's mean over 8/9 tasks"
+    assert lines[("Table 6", "Avg", "benchmark_score")]["run_note"] == ""  # all 8 tasks
