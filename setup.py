@@ -17,7 +17,7 @@ setuptools.setup(
     package_dir={"hyperprompt.tasks": "tasks"},
     # The gin files are data inside the package (hyperprompt/gin/, no __init__.py), found
     # from the package's own folder in editable and regular installs alike (cli.gin_root).
-    package_data={"hyperprompt": ["gin/*/*.gin"]},
+    package_data={"hyperprompt": ["gin/*/*.gin", "paper_tables/*.json"]},
     install_requires=[
         "jax>=0.10",
         "flax>=0.12",

@@ -9,6 +9,7 @@
   hyperprompt report --select --gin_file=experiments/quickstart.gin --gin.MODEL_DIR="'runs/qs'"
   hyperprompt report --params [--gin_file=...]   # task-conditioning parameters per size
   hyperprompt study --gin_file=studies/synthetic.gin --root=runs/study [--jobs=2]
+  hyperprompt report --paper hypergrid --row ours-11b --gin.MODEL_DIR="'runs/g'"  # vs paper
 
 `--gin_file` may repeat; `--gin.NAME=VALUE` binds a macro or parameter;
 `--gin_search_paths=a,b` adds folders to look for gin files in (the installed
@@ -84,6 +85,9 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     study.add_argument("--dry_run", action="store_true", help="print the commands still to run")
     study.add_argument("--collect", action="store_true",
                        help="only tabulate and plot the runs that have finished")
+    report.add_argument("--paper", help="MODEL_DIR's last evaluation beside this paper's row "
+                        "(a file of hyperprompt/paper_tables/; a wrong name lists them)")
+    report.add_argument("--row", help="the paper row's id (a wrong one lists them)")
     args, rest = parser.parse_known_args(argv)
     if args.command == "convert" and not (args.src and args.dst):
         raise UsageError("convert needs --src PATH|HUB_ID and --dst FOLDER.")
@@ -99,7 +103,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                              f"--gin.NAME=VALUE (e.g. --gin.TRAIN_STEPS=100).")
         bindings.append(f"{match.group(1)} = {match.group(2)}")
     if not args.gin_file and args.command != "convert" and not (
-            args.command == "report" and args.params):
+            args.command == "report" and (args.params or args.paper)):
         raise UsageError("no --gin_file given; start from --gin_file=experiments/quickstart.gin.")
     return args, bindings
 
@@ -308,6 +312,12 @@ def _report(args: argparse.Namespace) -> None:
                                params_lib.describe(num_tasks, settings), labels)
         return
     model_dir = _macro("MODEL_DIR")
+    if args.paper:
+        from hyperprompt.analysis import paper_report
+
+        report = paper_report.compare(args.paper, args.row, model_dir)
+        paper_report.print_report(report, paper_report.write(report, model_dir))
+        return
     if args.select:
         selection.print_selection(selection.select(model_dir), model_dir)
         return

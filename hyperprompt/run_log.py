@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Mapping
 
 from hyperprompt.files import atomic_write
 
@@ -50,6 +51,28 @@ def read_records(path: str) -> list[dict]:
                       f"cut short, not UTF-8, or JSON without \"kind\" and \"step\").",
                       stacklevel=2)
     return records
+
+
+def eval_results(record: Mapping) -> dict[str, dict[str, float]]:
+    """{task: {metric: value}} of one eval record's `eval/<task>/<metric>` keys."""
+    out: dict[str, dict[str, float]] = {}
+    for key, value in record.items():
+        if key.startswith("eval/"):
+            _, task, metric = key.split("/", 2)
+            out.setdefault(task, {})[metric] = float(value)
+    return out
+
+
+def final_eval(model_dir: str) -> dict | None:
+    """The last eval record of MODEL_DIR/train_log.jsonl as {'step', 'average', 'tasks'}
+    ('tasks': {task: {metric: value}}; 'average' as `hyperprompt.eval.average`), or None."""
+    from hyperprompt import eval as eval_lib
+
+    evals = [r for r in read_records(os.path.join(model_dir, LOG_FILE)) if r["kind"] == "eval"]
+    if not evals:
+        return None
+    tasks = eval_results(evals[-1])
+    return {"step": evals[-1]["step"], "average": eval_lib.average(tasks), "tasks": tasks}
 
 
 class RunLog:

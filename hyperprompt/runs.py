@@ -13,7 +13,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from hyperprompt.run_log import LOG_FILE, read_records
+from hyperprompt.run_log import LOG_FILE, eval_results, read_records
 
 RESULTS_FILE = "results.json"  # written by `hyperprompt train` when it finishes
 
@@ -46,29 +46,8 @@ def train_command(gin_files: Sequence[str], bindings: Sequence[str], model_dir: 
 
 def eval_records(model_dir: str) -> list[dict]:
     """MODEL_DIR's eval records as {'step', 'tasks': {task: {metric: value}}}, in order."""
-    out = []
-    for record in read_records(os.path.join(model_dir, LOG_FILE)):
-        if record["kind"] != "eval":
-            continue
-        tasks: dict[str, dict[str, float]] = {}
-        for key, value in record.items():
-            if key.startswith("eval/"):  # eval/<task>/<metric>
-                _, task, metric = key.split("/", 2)
-                tasks.setdefault(task, {})[metric] = value
-        out.append({"step": record["step"], "tasks": tasks})
-    return out
-
-
-def final_eval(model_dir: str) -> dict | None:
-    """The last eval record of MODEL_DIR/train_log.jsonl as {'step', 'average', 'tasks'}
-    ('tasks': {task: {metric: value}}; 'average' as `hyperprompt.eval.average`), or None."""
-    from hyperprompt import eval as eval_lib
-
-    evals = eval_records(model_dir)
-    if not evals:
-        return None
-    last = evals[-1]
-    return {**last, "average": eval_lib.average(last["tasks"])}
+    return [{"step": r["step"], "tasks": eval_results(r)}
+            for r in read_records(os.path.join(model_dir, LOG_FILE)) if r["kind"] == "eval"]
 
 
 def train_step_seconds(model_dir: str) -> list[float]:

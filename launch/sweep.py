@@ -24,13 +24,8 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from hyperprompt import startup
-from hyperprompt.runs import (
-    final_eval,
-    finished,
-    hyperprompt_executable,
-    network_of,
-    shell_quote,
-)
+from hyperprompt.run_log import final_eval
+from hyperprompt.runs import finished, hyperprompt_executable, network_of, shell_quote
 
 DEFAULT_GIN_FILE = "experiments/hyperprompt_sweep.gin"
 DEFAULT_GRID = ("HYPERPROMPT_LENGTH=4,8,16,32", "HYPERPROMPT_BOTTLENECK=8,16,32,64")

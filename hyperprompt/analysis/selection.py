@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from hyperprompt import checkpoints
 from hyperprompt import eval as eval_lib
 from hyperprompt.errors import UsageError
-from hyperprompt.run_log import LOG_FILE, read_records
+from hyperprompt.run_log import LOG_FILE, eval_results, read_records
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,21 +34,11 @@ def eval_records(model_dir: str) -> list[dict]:
     return [r for r in read_records(path) if r["kind"] == "eval"]
 
 
-def per_task(record: Mapping) -> dict[str, dict[str, float]]:
-    """{task: {metric: value}} of one eval record's `eval/<task>/<metric>` keys."""
-    out: dict[str, dict[str, float]] = {}
-    for key, value in record.items():
-        if key.startswith("eval/"):
-            _, task, metric = key.split("/", 2)
-            out.setdefault(task, {})[metric] = float(value)
-    return out
-
-
 def best_steps(records: Iterable[Mapping]) -> Selection:
     """Per task, the step whose mean metric is highest (earliest on ties)."""
     best: dict[str, tuple[float, int, dict[str, float]]] = {}
     for record in sorted(records, key=lambda r: r["step"]):
-        for task, metrics in per_task(record).items():
+        for task, metrics in eval_results(record).items():
             score = sum(metrics.values()) / len(metrics)
             if task not in best or score > best[task][0]:
                 best[task] = (score, record["step"], metrics)
