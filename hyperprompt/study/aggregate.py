@@ -95,8 +95,10 @@ def collect(study: Study, root: str, cells: Sequence[Cell],
             missing.append(cell.name)
             continue
         final = task_scores(records[-1]["tasks"])
-        if cell.task is not None:
-            single.setdefault(cell.task, {})[cell.seed] = final[cell.task]
+        if cell.task is not None:  # every task that evaluates it (MNLI: matched, ...)
+            for task, score in final.items():
+                if task != AVERAGE:
+                    single.setdefault(task, {})[cell.seed] = score
             continue
         scores.setdefault(cell.method, {})[cell.seed] = final
         for record in records:
