@@ -1,0 +1,57 @@
+"""k-shot versions of registered tasks: the first k training examples of a seeded shuffle.
+
+`k_shot_task("super_glue_cb", 16, seed=0)` registers `super_glue_cb_16shot_seed0` (once)
+and returns its name: the same task (preprocessing, metrics, other splits) whose train split
+holds k examples drawn uniformly without replacement, the same for the same seed. gin sets
+it as the run's task (experiments/hyperformer_few_shot.gin):
+
+    MIXTURE_OR_TASK_NAME = @few_shot.k_shot_task()
+"""
+
+from __future__ import annotations
+
+import seqio
+import tensorflow as tf
+
+from hyperprompt.errors import UsageError
+
+# k of the HyperFormer++ paper's few-shot transfer experiments (Karimi Mahabadi et al. 2021).
+PAPER_SHOTS = (4, 16, 32, 100, 500, 1000)
+
+
+def k_shot_name(task: str, k: int, seed: int) -> str:
+    return f"{task}_{k}shot_seed{seed}"
+
+
+def k_shot_task(task: str, k: int, seed: int) -> str:
+    """Register the k-shot version of `task` (drawn by `seed`) and return its name."""
+    name = k_shot_name(task, k, seed)
+    if name in seqio.TaskRegistry.names():
+        return name
+    from hyperprompt.data import get_mixture_or_task
+
+    base = get_mixture_or_task(task)
+    if not isinstance(base, seqio.Task) or "train" not in base.splits:
+        raise UsageError(f"{task!r} is not a task with a train split; name one (e.g. "
+                         f"'super_glue_cb') for its k-shot version.")
+    if k <= 0:
+        raise UsageError(f"k={k} examples: choose k > 0 (the paper's: {PAPER_SHOTS}).")
+
+    def dataset_fn(split: str, shuffle_files: bool, seed_: int | None = None) -> tf.data.Dataset:
+        del shuffle_files, seed_  # the subset is fixed by `seed`; the pipeline shuffles it
+        ds = base.source.get_dataset(split=split, shuffle=False)
+        if split != "train":
+            return ds
+        examples = [ex for ex in ds.as_numpy_iterator()]  # raw examples, in source order
+        if len(examples) < k:
+            raise UsageError(f"{task} has {len(examples)} training examples, fewer than k={k}.")
+        chosen = tf.random.experimental.stateless_shuffle(
+            tf.range(len(examples)), seed=[seed, 0])[:k].numpy()
+        return tf.data.Dataset.from_tensor_slices(
+            {key: [examples[i][key] for i in chosen] for key in examples[0]})
+
+    seqio.TaskRegistry.add(
+        name, source=seqio.FunctionDataSource(dataset_fn, splits=list(base.splits)),
+        preprocessors=base.preprocessors, output_features=base.output_features,
+        postprocess_fn=base.postprocessor, metric_fns=base.metric_fns)
+    return name
