@@ -42,13 +42,14 @@ def k_shot_task(task: str, k: int, seed: int) -> str:
         ds = base.source.get_dataset(split=split, shuffle=False)
         if split != "train":
             return ds
-        examples = [ex for ex in ds.as_numpy_iterator()]  # raw examples, in source order
-        if len(examples) < k:
-            raise UsageError(f"{task} has {len(examples)} training examples, fewer than k={k}.")
-        chosen = tf.random.experimental.stateless_shuffle(
-            tf.range(len(examples)), seed=[seed, 0])[:k].numpy()
-        return tf.data.Dataset.from_tensor_slices(
-            {key: [examples[i][key] for i in chosen] for key in examples[0]})
+        size = int(ds.cardinality())
+        if size < 0:  # unknown to tf.data: count (in the input pipeline, not in Python)
+            size = int(ds.reduce(0, lambda count, _: count + 1))
+        if size < k:
+            raise UsageError(f"{task} has {size} training examples, fewer than k={k}.")
+        chosen = tf.random.experimental.stateless_shuffle(tf.range(size), seed=[seed, 0])[:k]
+        keep = tf.scatter_nd(chosen[:, None], tf.ones([k], tf.bool), [size])  # [size]
+        return ds.enumerate().filter(lambda i, _: keep[i]).map(lambda _, ex: ex)
 
     seqio.TaskRegistry.add(
         name, source=seqio.FunctionDataSource(dataset_fn, splits=list(base.splits)),

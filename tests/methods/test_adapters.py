@@ -38,7 +38,8 @@ def conditioning_and_params(method, seed=0):
     params = nn.unbox(method.init(jax.random.PRNGKey(seed), *args)["params"])
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(seed + 1), len(leaves))
-    params = tree.unflatten([0.5 * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves)])
+    params = tree.unflatten([0.5 * jax.random.normal(k, x.shape)
+                             for k, x in zip(keys, leaves, strict=True)])
     return method.apply({"params": params}, *args), params
 
 
