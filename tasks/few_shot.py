@@ -37,8 +37,10 @@ def k_shot_task(task: str, k: int, seed: int) -> str:
     if k <= 0:
         raise UsageError(f"k={k} examples: choose k > 0 (the paper's: {PAPER_SHOTS}).")
 
-    def dataset_fn(split: str, shuffle_files: bool, seed_: int | None = None) -> tf.data.Dataset:
-        del shuffle_files, seed_  # the subset is fixed by `seed`; the pipeline shuffles it
+    draw = [seed, 0]  # the subset's seed (the pipeline's own shuffles it afterwards)
+
+    def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
+        del shuffle_files, seed
         ds = base.source.get_dataset(split=split, shuffle=False)
         if split != "train":
             return ds
@@ -47,7 +49,7 @@ def k_shot_task(task: str, k: int, seed: int) -> str:
             size = int(ds.reduce(0, lambda count, _: count + 1))
         if size < k:
             raise UsageError(f"{task} has {size} training examples, fewer than k={k}.")
-        chosen = tf.random.experimental.stateless_shuffle(tf.range(size), seed=[seed, 0])[:k]
+        chosen = tf.random.experimental.stateless_shuffle(tf.range(size), seed=draw)[:k]
         keep = tf.scatter_nd(chosen[:, None], tf.ones([k], tf.bool), [size])  # [size]
         return ds.enumerate().filter(lambda i, _: keep[i]).map(lambda _, ex: ex)
 

@@ -16,9 +16,10 @@ SOURCE = "synthetic_reverse"
 
 
 def pairs(task, split):
-    ds = seqio.get_mixture_or_task(task).get_dataset(None, split=split, shuffle=False)
-    return [(ex["inputs_pretokenized"], ex["targets_pretokenized"])
-            for ex in ds.as_numpy_iterator()]
+    """The split's (input, target) texts, sorted; read shuffled with a seed, as train does."""
+    ds = seqio.get_mixture_or_task(task).get_dataset(None, split=split, shuffle=True, seed=1)
+    return sorted((ex["inputs_pretokenized"], ex["targets_pretokenized"])
+                  for ex in ds.as_numpy_iterator())
 
 
 @pytest.mark.parametrize("k", few_shot.PAPER_SHOTS)
