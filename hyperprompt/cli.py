@@ -309,7 +309,7 @@ def _report(args: argparse.Namespace) -> None:
         labels = {name: method.label() for name, method in params_lib.methods(
             params_lib.CONFIGS["t5_1_1_base"], num_tasks, settings).items()}
         params_lib.print_table(params_lib.parameter_report(num_tasks, settings),
-                               params_lib.describe(num_tasks, settings), labels)
+                               params_lib.describe(num_tasks, settings), labels, num_tasks)
         return
     model_dir = _macro("MODEL_DIR")
     if args.paper:

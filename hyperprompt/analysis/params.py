@@ -105,10 +105,10 @@ def _short(n: int) -> str:
 
 
 def print_table(report: Mapping[str, Mapping], title: str,
-                labels: Mapping[str, str] | None = None) -> None:
+                labels: Mapping[str, str] | None = None, num_tasks: int = NUM_TASKS) -> None:
     """Rows: methods; columns: sizes (as many to a table as the console's width holds);
-    cells: the method's parameters, their % of the backbone, and the % it trains.
-    `labels`: display names."""
+    cells: the method's parameters, their % of the backbone, the % it trains, and that
+    per task (trained / num_tasks / backbone). `labels`: display names."""
     sizes = list(report)
     names = [k for k in report[sizes[0]] if k != BACKBONE]
     labels = labels or {}
@@ -120,7 +120,7 @@ def print_table(report: Mapping[str, Mapping], title: str,
     sizes_per_table = max(1, (console.width - first) // column)
     for chunk in (sizes[i:i + sizes_per_table] for i in range(0, len(sizes), sizes_per_table)):
         table = Table(box=box.SIMPLE_HEAD, caption="cell: the method's parameters, their % of "
-                      "the backbone, % trained (method + unfrozen backbone)")
+                      "the backbone, % trained (method + unfrozen backbone), that per task")
         table.add_column("method", no_wrap=True)
         for size in chunk:
             table.add_column(f"{size}\n{_short(report[size][BACKBONE])}", justify="right",
@@ -131,6 +131,7 @@ def print_table(report: Mapping[str, Mapping], title: str,
                 backbone, counts = report[size][BACKBONE], report[size][name]
                 cells.append(f"{_short(counts[METHOD])}\n"
                              f"{100 * counts[METHOD] / backbone:.3f}%\n"
-                             f"{100 * counts[TRAINABLE] / backbone:.3g}%")
+                             f"{100 * counts[TRAINABLE] / backbone:.3g}%\n"
+                             f"{100 * counts[TRAINABLE] / num_tasks / backbone:.2f}%/task")
             table.add_row(labels.get(name, name), *cells)
         console.print(table)

@@ -39,7 +39,12 @@ RECIPE = {"BATCH_SIZE": 128, "TRAIN_STEPS": 2**18, "LEARNING_RATE": 1e-3, "PACK"
 NETWORK = dict(scan_layers=True, remat_policy="dots", dtype="bfloat16", dropout_rate=0.1)
 # Groups with a rate of their own (the rest train at LEARNING_RATE): Lester et al.'s 0.3
 # for the prompts, the backbone frozen.
-METHOD_RATES = {"prompt_tuning": {"conditioner/.*": 0.3, "(?!conditioner/).*": "frozen"}}
+# The adapter methods train the backbone's LayerNorm scales (at the run's rate) and freeze
+# the rest of it.
+ADAPTER_RATES = {"(?!conditioner/).*norm/scale": None, "(?!conditioner/).*": "frozen"}
+METHOD_RATES = {"prompt_tuning": {"conditioner/.*": 0.3, "(?!conditioner/).*": "frozen"},
+                **dict.fromkeys(("adapters", "single_adapter", "hyperformer", "hyperformer_pp"),
+                                ADAPTER_RATES)}
 
 
 def declared_conditioner(method: str) -> str:
