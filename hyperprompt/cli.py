@@ -8,6 +8,7 @@
     [--compare_model_dir=runs/qs]     # attention mass and entropy -> runs/hp/report/
   hyperprompt report --select --gin_file=experiments/quickstart.gin --gin.MODEL_DIR="'runs/qs'"
   hyperprompt report --params [--gin_file=...]   # task-conditioning parameters per size
+  hyperprompt bank --gin_file=... --gin.MODEL_DIR="'runs/pt'" --bank_dir=prompts
 
 `--gin_file` may repeat; `--gin.NAME=VALUE` binds a macro or parameter;
 `--gin_search_paths=a,b` adds folders to look for gin files in (the installed
@@ -34,7 +35,7 @@ import gin
 from hyperprompt import macros, startup
 from hyperprompt.errors import Preempted, Stopped, TrainingDiverged, UsageError
 
-COMMANDS = ("train", "eval", "infer", "convert", "report")
+COMMANDS = ("train", "eval", "infer", "convert", "report", "bank")
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 EXIT_PREEMPTED = 75  # sysexits EX_TEMPFAIL: "try again" — schedulers requeue on it
@@ -76,7 +77,14 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="each task's best validation step from MODEL_DIR/train_log.jsonl")
     report.add_argument("--params", action="store_true",
                         help="task-conditioning parameters per method at every model size")
+    bank = parser.add_argument_group("bank", "export MODEL_DIR's prompts (Prompt Tuning) or "
+                                     "attention module (ATTEMPT) into a prompt bank")
+    bank.add_argument("--bank_dir", help="the prompt bank folder to write into")
+    bank.add_argument("--bank_tasks", default="", help="comma-separated tasks (default: all)")
+    bank.add_argument("--bank_name", help="the entry's name (default: the task's name)")
     args, rest = parser.parse_known_args(argv)
+    if args.command == "bank" and not args.bank_dir:
+        raise UsageError("bank needs --bank_dir=FOLDER (the prompt bank to write into).")
     if args.command == "convert" and not (args.src and args.dst):
         raise UsageError("convert needs --src PATH|HUB_ID and --dst FOLDER.")
     bindings = []
@@ -207,6 +215,15 @@ def run(command: str, args: argparse.Namespace | None = None) -> None:
 
     if command == "report":
         _report(args)
+        return
+    if command == "bank":
+        from hyperprompt import bank_export
+
+        backbone = _bound("INITIAL_CHECKPOINT_PATH/macro.value") or "trained from scratch"
+        for line in bank_export.export(_macro("MODEL_DIR"), args.bank_dir, str(backbone),
+                                       [t for t in args.bank_tasks.split(",") if t],
+                                       args.bank_name):
+            print(line)
         return
     if command == "convert":
         from hyperprompt.convert import model_config
