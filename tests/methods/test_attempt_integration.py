@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import seqio
 
+import hyperprompt.tasks  # noqa: F401  (registers the synthetic tasks)
 from hyperprompt import cli, prompt_bank
 from tests.conftest import INTEGRATION_SETTINGS
 
