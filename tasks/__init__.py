@@ -2,6 +2,7 @@
 
 from hyperprompt.tasks import (  # noqa: F401  (registers)
     dpr, glue, mixtures, squad, super_glue, synthetic)
+from hyperprompt.tasks import few_shot  # noqa: F401,E402  (after the tasks it cuts)
 
 # Training task -> the tasks that evaluate it with its task id (default: itself).
 EVALUATED_BY = {**glue.EVALUATED_BY, **super_glue.EVALUATED_BY}
