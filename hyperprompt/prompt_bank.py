@@ -50,8 +50,8 @@ def names(bank_dir: str) -> list[str]:
     """The entries of a bank folder (sorted)."""
     if not os.path.isdir(bank_dir):
         return []
-    return sorted(f[:-5] for f in os.listdir(bank_dir)
-                  if f.endswith(".json") and os.path.exists(os.path.join(bank_dir, f[:-5] + ".npz")))
+    return sorted(f[:-5] for f in os.listdir(bank_dir) if f.endswith(".json")
+                  and os.path.exists(os.path.join(bank_dir, f[:-5] + ".npz")))
 
 
 def load(bank_dir: str, name: str, kind: str) -> tuple[dict[str, np.ndarray], dict]:

@@ -1,8 +1,14 @@
 """seqio tasks and mixtures shipped with hyperprompt (importable as hyperprompt.tasks)."""
 
 from hyperprompt.tasks import (  # noqa: F401  (registers)
-    dpr, glue, mixtures, squad, super_glue, synthetic)
-from hyperprompt.tasks import few_shot  # noqa: F401,E402  (after the tasks it cuts)
+    dpr,
+    few_shot,
+    glue,
+    mixtures,
+    squad,
+    super_glue,
+    synthetic,
+)
 
 # Training task -> the tasks that evaluate it with its task id (default: itself).
 EVALUATED_BY = {**glue.EVALUATED_BY, **super_glue.EVALUATED_BY}

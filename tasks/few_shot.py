@@ -12,6 +12,8 @@ from __future__ import annotations
 import seqio
 import tensorflow as tf
 
+from hyperprompt.tasks import super_glue  # noqa: F401  (registers the tasks it cuts)
+
 SHOTS = (4, 16, 32)
 SEEDS = (0, 1, 2)
 SHUFFLE_BUFFER = 100_000  # all of BoolQ (9,427) and CB (250): a uniform draw

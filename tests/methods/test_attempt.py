@@ -91,7 +91,9 @@ def test_g_and_the_instance_prompt_equal_numpy(tiny_config, bank, pooling, share
     conditioner = {k: (v + rng.normal(size=v.shape).astype(np.float32)
                        if k.startswith("attention_norm") else v)
                    for k, v in params["conditioner"].items()}
-    params = {**params, "conditioner": conditioner}
+    # padding's embedding (id 0) above every real token's: unmasked pooling would take it
+    table = params["token_embedder"]["embedding"].at[0].set(3.0)
+    params = {**params, "conditioner": conditioner, "token_embedder": {"embedding": table}}
     prompts, weights = condition(model, params)
     d = tiny_config.emb_dim
     want_prompts, want_weights = numpy_attempt(
@@ -178,31 +180,31 @@ def test_no_target_prompt_mixes_the_sources_only(tiny_config, bank):
     np.testing.assert_allclose(prompts, want, rtol=1e-5, atol=1e-6)
 
 
-def test_g_has_its_own_learning_rate(tiny_config, bank):
+@pytest.mark.parametrize("train_layer_norm", [True, False])
+def test_g_has_its_own_learning_rate(tiny_config, bank, train_layer_norm):
     """Prompts at lr 0, G at 0.05: one step moves only G, by optax's Adam (weight decay
     1e-5, multiplied by the lr as optax's adamw) on G's gradients; LayerNorm too unless
     frozen."""
-    for train_layer_norm in (True, False):
-        model, params = build(tiny_config, bank, prompt_learning_rate=0.0,
-                              attention_learning_rate=0.05, train_layer_norm=train_layer_norm)
-        tx = make_optimizer("adafactor", 1e-3, groups=model.module.conditioner.param_groups())
-        state = {"step": jnp.zeros((), jnp.int32), "params": params,
-                 "opt_state": tx.init(params)}
-        new, _ = make_train_step(model, tx, 0, use_dropout=False)(state, BATCH)
-        old, moved = params["conditioner"], new["params"]["conditioner"]
-        np.testing.assert_array_equal(moved["target_prompts"], old["target_prompts"])
-        g_names = [k for k in old if k.startswith("attention_")
-                   and (train_layer_norm or not k.startswith("attention_norm"))]
-        g_old = {k: old[k] for k in g_names}
-        grads = jax.grad(lambda p: model.loss_fn(p, BATCH)[0])(params)["conditioner"]
-        adam = optax.adamw(0.05, weight_decay=1e-5)
-        updates, _ = adam.update({k: grads[k] for k in g_names}, adam.init(g_old), g_old)
-        for k in g_names:
-            np.testing.assert_allclose(moved[k], g_old[k] + updates[k], rtol=1e-6, atol=1e-7)
-            assert np.abs(np.asarray(moved[k]) - np.asarray(old[k])).max() > 1e-3
-        if not train_layer_norm:
-            for k in ("attention_norm_scale", "attention_norm_bias"):
-                np.testing.assert_array_equal(moved[k], old[k])
+    model, params = build(tiny_config, bank, prompt_learning_rate=0.0,
+                          attention_learning_rate=0.05, train_layer_norm=train_layer_norm)
+    tx = make_optimizer("adafactor", 1e-3, groups=model.module.conditioner.param_groups())
+    state = {"step": jnp.zeros((), jnp.int32), "params": params,
+             "opt_state": tx.init(params)}
+    new, _ = make_train_step(model, tx, 0, use_dropout=False)(state, BATCH)
+    old, moved = params["conditioner"], new["params"]["conditioner"]
+    np.testing.assert_array_equal(moved["target_prompts"], old["target_prompts"])
+    g_names = [k for k in old if k.startswith("attention_")
+               and (train_layer_norm or not k.startswith("attention_norm"))]
+    g_old = {k: old[k] for k in g_names}
+    grads = jax.grad(lambda p: model.loss_fn(p, BATCH)[0])(params)["conditioner"]
+    adam = optax.adamw(0.05, weight_decay=1e-5)
+    updates, _ = adam.update({k: grads[k] for k in g_names}, adam.init(g_old), g_old)
+    for k in g_names:
+        np.testing.assert_allclose(moved[k], g_old[k] + updates[k], rtol=1e-6, atol=1e-7)
+        assert np.abs(np.asarray(moved[k]) - np.asarray(old[k])).max() > 1e-3
+    if not train_layer_norm:
+        for k in ("attention_norm_scale", "attention_norm_bias"):
+            np.testing.assert_array_equal(moved[k], old[k])
 
 
 def test_bank_round_trip_and_one_line_errors(tmp_path):
