@@ -40,6 +40,10 @@ NETWORK = dict(scan_layers=True, remat_policy="dots", dtype="bfloat16", dropout_
 # Groups with a rate of their own (the rest train at LEARNING_RATE): Lester et al.'s 0.3
 # for the prompts, the backbone frozen.
 METHOD_RATES = {"prompt_tuning": {"conditioner/.*": 0.3, "(?!conditioner/).*": "frozen"}}
+# ATTEMPT (Asai et al. 2022): sources and backbone frozen, prompts and G at Adam's 0.3.
+METHOD_RATES["attempt"] = METHOD_RATES["attempt_m"] = {
+    "conditioner/source_prompts": "frozen", "(?!conditioner/).*": "frozen",
+    "conditioner/attention_.*": 0.3, "conditioner/.*": 0.3}
 
 
 def declared_conditioner(method: str) -> str:

@@ -4,19 +4,26 @@ unseen prefix) trains, and its attention concentrates on the copy prompt."""
 
 import json
 
+import flax.linen as nn
+import jax
 import numpy as np
 import pytest
 import seqio
 
 import hyperprompt.tasks  # noqa: F401  (registers the synthetic tasks)
 from hyperprompt import cli, prompt_bank
+from hyperprompt.bank_export import conditioner_at
+from hyperprompt.methods.attempt import G_PARAMS, Attempt
+from hyperprompt.model import EncoderDecoderModel
+from hyperprompt.models.configs import T5Config
+from hyperprompt.models.t5 import Transformer
 from tests.conftest import INTEGRATION_SETTINGS
 
 SOURCES = ("synthetic_copy", "synthetic_count")
 STEPS = {"sources": 150, "target": 100}
 BASE = INTEGRATION_SETTINGS + """
 PROMPT_LENGTH = 8
-train_lib.train.eval_examples = 64
+train_lib.train.eval_examples = 32
 """
 # Stage 1: one Prompt Tuning run over both sources, backbone trained with them (a random
 # backbone is all this test has), so the two prompts share one backbone.
@@ -61,7 +68,9 @@ def runs(tmp_path_factory):
     assert cli.main(["convert", "--from", "hyperprompt", "--to", "hf", "--src",
                      str(root / "sources"), "--dst", str(root / "backbone"), *source[:3]]) == 0
     assert cli.main(["train", *target]) == 0
-    assert cli.main(["report", *target, "--num_examples=64"]) == 0
+    assert cli.main(["report", *target, "--num_examples=32"]) == 0
+    assert cli.main(["bank", *target, f"--bank_dir={root / 'bank'}",
+                     "--bank_name=echo_attention"]) == 0
     return root / "sources", root / "bank", root / "target"
 
 
@@ -73,6 +82,23 @@ def test_sources_are_banked_at_their_run_step(runs):
         assert arrays["prompt"].shape == (8, 32)
         assert (meta["task"], meta["prompt_length"], meta["d_model"], meta["step"]) == (
             name, 8, 32, STEPS["sources"])
+
+
+def test_g_is_banked_and_loads_into_a_new_target(runs):
+    """G of the target run, exported, initialises another ATTEMPT's G (`attention_init`)."""
+    _, bank, target = runs
+    arrays, meta = prompt_bank.load(str(bank), "echo_attention", "attention")
+    trained = conditioner_at(str(target), STEPS["target"])
+    assert meta["step"] == STEPS["target"] and meta["d_model"] == 32
+    method = Attempt(3, bank_dir=str(bank), sources=SOURCES, prompt_length=8,
+                     attention_init="echo_attention", target_init="vocab")
+    config = T5Config(vocab_size=384, emb_dim=32, mlp_dim=64, num_heads=4, head_dim=8)
+    model = EncoderDecoderModel(Transformer(config, method))
+    params = nn.unbox(model.init(jax.random.PRNGKey(0), 4, 3)["params"])["conditioner"]
+    for name in G_PARAMS:
+        np.testing.assert_array_equal(arrays[name], trained[name][0])
+        np.testing.assert_array_equal(params[name], np.stack([trained[name][0]] * 3))
+    np.testing.assert_array_equal(params["source_prompts"], trained["source_prompts"])
 
 
 def test_the_target_trains_and_attends_to_the_related_source(runs):
