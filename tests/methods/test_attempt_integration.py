@@ -6,6 +6,7 @@ import json
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import seqio
@@ -14,7 +15,6 @@ import hyperprompt.tasks  # noqa: F401  (registers the synthetic tasks)
 from hyperprompt import cli, prompt_bank
 from hyperprompt.bank_export import conditioner_at
 from hyperprompt.methods.attempt import G_PARAMS, Attempt
-from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models.configs import T5Config
 from hyperprompt.models.t5 import Transformer
 from tests.conftest import INTEGRATION_SETTINGS
@@ -76,7 +76,7 @@ def runs(tmp_path_factory):
 
 def test_sources_are_banked_at_their_run_step(runs):
     _, bank, _ = runs
-    assert prompt_bank.names(str(bank)) == sorted(SOURCES)
+    assert prompt_bank.names(str(bank)) == sorted([*SOURCES, "echo_attention"])
     for name in SOURCES:
         arrays, meta = prompt_bank.load(str(bank), name, "prompt")
         assert arrays["prompt"].shape == (8, 32)
@@ -93,8 +93,10 @@ def test_g_is_banked_and_loads_into_a_new_target(runs):
     method = Attempt(3, bank_dir=str(bank), sources=SOURCES, prompt_length=8,
                      attention_init="echo_attention", target_init="vocab")
     config = T5Config(vocab_size=384, emb_dim=32, mlp_dim=64, num_heads=4, head_dim=8)
-    model = EncoderDecoderModel(Transformer(config, method))
-    params = nn.unbox(model.init(jax.random.PRNGKey(0), 4, 3)["params"])["conditioner"]
+    net = Transformer(config, method)
+    tokens = jnp.ones((1, 4), jnp.int32)
+    params = nn.unbox(net.init(jax.random.PRNGKey(0), tokens[:, 0], tokens, False,
+                               method=net.condition)["params"])["conditioner"]
     for name in G_PARAMS:
         np.testing.assert_array_equal(arrays[name], trained[name][0])
         np.testing.assert_array_equal(params[name], np.stack([trained[name][0]] * 3))
