@@ -137,27 +137,28 @@ class Attempt(Method):
         sources = jax.lax.stop_gradient(self.param(
             "source_prompts", nn.with_logical_partitioning(sources_init, (None, "prompt", "embed")),
             (t, m, d)))
-        prompts = [sources[None].repeat(task_ids.shape[0], axis=0)]  # [B, t, m, d]
+        batch = task_ids.shape[0]
+        keys = jnp.broadcast_to(sources.max(axis=1), (batch, t, d))  # P̂_j: [B, t, d]
         target = None
         if self.target_prompt:
             targets = self.param("target_prompts", nn.with_logical_partitioning(
                 target_init, ("task", "prompt", "embed")), (self.num_tasks, m, d))
             target = jnp.take(targets, task_ids, axis=0)  # [B, m, d]
-            prompts.append(target[:, None])
-        prompts = jnp.concatenate(prompts, axis=1)  # [B, k, m, d], k = t (+ 1)
+            keys = jnp.concatenate([keys, target.max(axis=1)[:, None]], axis=1)  # [B, t+1, d]
 
         if self.attention == "uniform":
-            weights = jnp.full((task_ids.shape[0], t), 1.0 / t)
+            weights = jnp.full((batch, t), 1.0 / t)
         else:
             embedded = embedder(encoder_tokens).astype(jnp.float32)
             pooled = max_pool(embedded, encoder_tokens if self.pooling == "masked" else None)
             h = self._attention_module(task_ids, pooled, d, r)  # [B, d]
             temperature = self.temperature or d * math.e
-            scores = jnp.einsum("bd,bkd->bk", h, prompts.max(axis=2)) / temperature
-            weights = jax.nn.softmax(scores, axis=-1)  # [B, k]
-        self.sow("intermediates", "attention", weights)
-        mixed = jnp.einsum("bk,bkmd->bmd", weights, prompts[:, :weights.shape[1]])
-        instance = mixed if target is None else target + mixed
+            weights = jax.nn.softmax(jnp.einsum("bd,bkd->bk", h, keys) / temperature, axis=-1)
+        self.sow("intermediates", "attention", weights)  # [B, k]
+        instance = jnp.einsum("bt,tmd->bmd", weights[:, :t], sources)
+        if target is not None:  # P_target + a_target P_target (+ the sources' share)
+            own = weights[:, t, None, None] if weights.shape[1] > t else 0.0
+            instance = instance + (1.0 + own) * target
         return Conditioning(input_prompt=instance.astype(embedder.dtype))
 
     @nn.nowrap
