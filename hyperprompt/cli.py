@@ -10,6 +10,7 @@
   hyperprompt report --params [--gin_file=...]   # task-conditioning parameters per size
   hyperprompt study --gin_file=studies/synthetic.gin --root=runs/study [--jobs=2]
   hyperprompt report --paper hypergrid --row ours-11b --gin.MODEL_DIR="'runs/g'"  # vs paper
+  hyperprompt bank --gin_file=... --gin.MODEL_DIR="'runs/pt'" --bank_dir=prompts
 
 `--gin_file` may repeat; `--gin.NAME=VALUE` binds a macro or parameter;
 `--gin_search_paths=a,b` adds folders to look for gin files in (the installed
@@ -36,7 +37,7 @@ import gin
 from hyperprompt import macros, startup
 from hyperprompt.errors import Preempted, Stopped, TrainingDiverged, UsageError
 
-COMMANDS = ("train", "eval", "infer", "convert", "report", "study")
+COMMANDS = ("train", "eval", "infer", "convert", "report", "study", "bank")
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 EXIT_PREEMPTED = 75  # sysexits EX_TEMPFAIL: "try again" — schedulers requeue on it
@@ -88,7 +89,14 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     report.add_argument("--paper", help="MODEL_DIR's last evaluation beside this paper's row "
                         "(a file of hyperprompt/paper_tables/; a wrong name lists them)")
     report.add_argument("--row", help="the paper row's id (a wrong one lists them)")
+    bank = parser.add_argument_group("bank", "export MODEL_DIR's prompts (Prompt Tuning) or "
+                                     "attention module (ATTEMPT) into a prompt bank")
+    bank.add_argument("--bank_dir", help="the prompt bank folder to write into")
+    bank.add_argument("--bank_tasks", default="", help="comma-separated tasks (default: all)")
+    bank.add_argument("--bank_name", help="the entry's name (default: the task's name)")
     args, rest = parser.parse_known_args(argv)
+    if args.command == "bank" and not args.bank_dir:
+        raise UsageError("bank needs --bank_dir=FOLDER (the prompt bank to write into).")
     if args.command == "convert" and not (args.src and args.dst):
         raise UsageError("convert needs --src PATH|HUB_ID and --dst FOLDER.")
     if args.command == "study" and not args.root:
@@ -231,6 +239,15 @@ def run(command: str, args: argparse.Namespace | None = None) -> int | None:
         if isinstance(study, gin.config.ConfigurableReference):
             study = study.scoped_configurable_fn()
         return study_lib.main(study, args.root, args.jobs, args.dry_run, args.collect)
+    if command == "bank":
+        from hyperprompt import bank_export
+
+        backbone = _bound("INITIAL_CHECKPOINT_PATH/macro.value") or "trained from scratch"
+        for line in bank_export.export(_macro("MODEL_DIR"), args.bank_dir, str(backbone),
+                                       [t for t in args.bank_tasks.split(",") if t],
+                                       args.bank_name):
+            print(line)
+        return
     if command == "convert":
         from hyperprompt.convert import model_config
         from hyperprompt.convert import run as convert_lib

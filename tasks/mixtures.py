@@ -37,6 +37,8 @@ MIXTURES = {
     "glue_mtl": GLUE_TASKS,
     "super_glue_mtl": SUPER_GLUE_TASKS,
     "glue_super_glue_mtl": GLUE_TASKS + SUPER_GLUE_TASKS,
+    # ATTEMPT's source group (1) on which G is pretrained (Asai et al. 2022, Appendix C.3)
+    "attempt_sources_glue": ["glue_mnli", "glue_qnli", "glue_qqp", "glue_sst2"],
 }
 # Suffix -> temperature (None: equal rates).
 RATE_SCHEMES = {"": 1.0, "_temp2": 2.0, "_temp10": 10.0, "_equal": None}

@@ -1,8 +1,9 @@
-"""The report's two figures (matplotlib, Agg): attention mass per layer, entropy densities."""
+"""The report's figures (matplotlib, Agg): attention mass per layer, entropy densities, and
+a task x value heatmap of what a method sows (e.g. ATTEMPT's attention over prompts)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 import numpy as np
@@ -57,6 +58,28 @@ def attention_entropy(entropies: Mapping[str, Mapping[str, np.ndarray]], path: s
         row[1].set(xlabel=f"{stack} layer", ylabel="mean entropy (nats)",
                    title=f"{stack}: mean per layer")
     axes[0, 1].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, dpi=DPI, format="png")
+    plt.close(fig)
+    return path
+
+
+def method_heatmap(per_task: Mapping[str, Sequence[float]], labels: Sequence[str] | None,
+                   title: str, path: str) -> str:
+    """Rows: tasks; columns: the value's entries (named by `labels`); cells annotated."""
+    tasks = list(per_task)
+    values = np.array([per_task[t] for t in tasks])  # [tasks, k]
+    labels = list(labels) if labels else [str(i) for i in range(values.shape[1])]
+    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 3, 0.5 * len(tasks) + 2))
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
+    ax.set_xticks(np.arange(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(np.arange(len(tasks)), tasks)
+    for (row, col), value in np.ndenumerate(values):
+        ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                color="white" if value < values.max() / 2 else "black")
+    fig.colorbar(image, ax=ax)
+    ax.set_title(title)
     fig.tight_layout()
     with atomic_write(path, "wb") as f:
         fig.savefig(f, dpi=DPI, format="png")

@@ -209,6 +209,8 @@ def attention_report(model: EncoderDecoderModel, model_dir: str,
         "runs": runs, "split": split, "examples_per_task": num_examples, "tasks": registry,
         "attention_mass": attention_mass(stats),
         METHOD: method_values(stats),
+        "method_labels": {k: list(v) for k, v in conditioner_of(model.module).value_labels()
+                          .items()},
         "attention_entropy_nats": {run: {stack: entropy_summary(e) for stack, e in by.items()}
                                    for run, by in entropies.items()},
     }
@@ -225,6 +227,11 @@ def write(report: Mapping, entropies: Mapping[str, Mapping[str, np.ndarray]], la
              "attention_entropy": plots.attention_entropy(
                  entropies, os.path.join(out_dir, "attention_entropy.png")),
              "report": os.path.join(out_dir, "report.json")}
+    for name, per_task in report[METHOD].items():  # a [task x value] heatmap of 1-d values
+        if np.ndim(next(iter(per_task.values()))) == 1:
+            files[f"method_{name}"] = plots.method_heatmap(
+                per_task, report["method_labels"].get(name), f"{name}: {label}",
+                os.path.join(out_dir, f"method_{name}.png"))
     write_json(files["report"], report)
     return files
 

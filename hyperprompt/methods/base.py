@@ -109,6 +109,12 @@ class Method(nn.Module):
     def label(self) -> str:
         return type(self).__name__
 
+    @nn.nowrap
+    def value_labels(self) -> Mapping[str, Sequence[str]]:
+        """Optional: names of the last axis of values it sows ({sown name: labels}), for
+        `hyperprompt report`'s heatmaps (e.g. ATTEMPT's source prompts)."""
+        return {}
+
 
 CONTRACT = ("num_tasks", "per_task", "min_feature_lengths", "param_groups",
             "parameter_count", "init_from_backbone", "label")

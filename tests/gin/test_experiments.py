@@ -45,6 +45,10 @@ ADAPTER_RATES = {"(?!conditioner/).*norm/scale": None, "(?!conditioner/).*": "fr
 METHOD_RATES = {"prompt_tuning": {"conditioner/.*": 0.3, "(?!conditioner/).*": "frozen"},
                 **dict.fromkeys(("adapters", "single_adapter", "hyperformer", "hyperformer_pp"),
                                 ADAPTER_RATES)}
+# ATTEMPT (Asai et al. 2022): sources and backbone frozen, prompts and G at Adam's 0.3.
+METHOD_RATES["attempt"] = METHOD_RATES["attempt_m"] = {
+    "conditioner/source_prompts": "frozen", "(?!conditioner/).*": "frozen",
+    "conditioner/attention_.*": 0.3, "conditioner/.*": 0.3}
 
 
 def declared_conditioner(method: str) -> str:
