@@ -9,8 +9,11 @@
       seeds = [0, 1, 2]
       single_tasks = ['synthetic_up', 'synthetic_down']   # trained alone, with `reference`
 
-An entry of a list is a gin file, or a 'NAME=VALUE' binding; '{root}' is the study's
-folder. Stages train once (seed 0), in order, before the grid; the grid is every method
+An entry of a list is a gin file, a 'NAME=VALUE' binding, or 'then: COMMAND FLAGS' — a
+`hyperprompt` command run with the cell's gin flags once it has trained (e.g. 'then: bank
+--bank_dir={root}/bank' exports a prompt-tuning stage's prompts for ATTEMPT); '{root}' is
+the study's folder. A list inside an entry's list is spliced in (gin macros of shared
+entries). Stages train once (seed 0), in order, before the grid; the grid is every method
 x seed, plus every single task x seed with the reference method's files (the
 no-interference reference). Each cell trains into ROOT/<cell name>.
 """
@@ -37,6 +40,10 @@ class Cell:
     method: str | None = None  # the methods entry (None for a stage)
     task: str | None = None    # the single task it trains alone
     seed: int | None = None
+    then: tuple[str, ...] = ()  # 'COMMAND FLAGS' run with the cell's gin flags after training
+
+
+THEN = "then:"
 
 
 def is_binding(entry: str) -> bool:
@@ -88,10 +95,18 @@ class Study:
     @staticmethod
     def _cell(root: str, name: str, entries: Sequence[str], seed: int,
               method: str | None = None, task: str | None = None) -> Cell:
-        entries = [e.replace("{root}", root) for e in entries]
+        entries = [e.replace("{root}", root) for e in _spliced(entries)]
+        then = tuple(e.removeprefix(THEN).strip() for e in entries if e.startswith(THEN))
+        entries = [e for e in entries if not e.startswith(THEN)]
         return Cell(name, tuple(e for e in entries if not is_binding(e)),
                     tuple([*(e for e in entries if is_binding(e)), f"SEED={seed}"]),
-                    method, task, None if method is None else seed)
+                    method, task, None if method is None else seed, then)
+
+
+def _spliced(entries: Sequence) -> list[str]:
+    """Entries with nested lists spliced in: ['a', ['b', 'c']] -> ['a', 'b', 'c']."""
+    return [e for entry in entries for e in (
+        [entry] if isinstance(entry, str) else _spliced(entry))]
 
 
 def cell_dir(root: str, cell: Cell) -> str:

@@ -48,3 +48,25 @@ def test_bad_specs_name_the_fix(changes, message):
     fields = {"base": ["x.gin"], "methods": {"vanilla": []}, **changes}
     with pytest.raises(UsageError, match=message):
         Study(**fields)
+
+
+def test_then_commands_and_spliced_lists(tmp_path):
+    from hyperprompt.study import runner
+
+    study = Study(base=["b.gin"], methods={"vanilla": []},
+                  stages={"src": [["methods/prompt_tuning.gin", "PROMPT_LENGTH=4"],
+                                  "then: bank --bank_dir={root}/bank"]})
+    stage = study.cells(str(tmp_path))[0]
+    assert stage.gin_files == ("b.gin", "methods/prompt_tuning.gin")
+    assert stage.bindings == ("PROMPT_LENGTH=4", "SEED=0")
+    assert stage.then == (f"bank --bank_dir={tmp_path}/bank",)
+    train, = [runner.command(str(tmp_path), stage)]
+    bank, = runner.then_commands(str(tmp_path), stage)
+    assert bank == [train[0], "bank", *train[2:], f"--bank_dir={tmp_path}/bank"]
+    model_dir = tmp_path / "stages" / "src"
+    model_dir.mkdir(parents=True)
+    (model_dir / "results.json").write_text("{}")
+    assert not runner.done(str(tmp_path), stage)  # trained, not yet exported
+    (model_dir / runner.THEN_DONE).write_text("")
+    assert runner.done(str(tmp_path), stage)
+    assert runner.dry_run(str(tmp_path), [stage]) == []
