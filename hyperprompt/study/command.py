@@ -22,15 +22,20 @@ from hyperprompt.study.spec import Cell, Study
 SUMMARY, TABLE, BARS, CURVES = "study.json", "study.md", "bars.png", "curves.png"
 
 
-def trainable_parameters(cell: Cell) -> tuple[int, str]:
-    """(parameters the cell's run trains, its method's label), from the cell's gin config."""
-    from hyperprompt.analysis.params import trainable_count
+def method_of(cell: Cell):
+    """The cell's method, built from its gin config (UsageError for a bad file or binding)."""
     from hyperprompt.methods.base import conditioner_of
     from hyperprompt.runs import network_of
 
     network = network_of(cell.gin_files, cell.bindings)
-    conditioner = conditioner_of(network)
-    return trainable_count(network.config, conditioner), conditioner.label()
+    return network.config, conditioner_of(network)
+
+
+def trainable_parameters(cell: Cell) -> int:
+    """Parameters the cell's run trains (after its stages ran: a method may read them)."""
+    from hyperprompt.analysis.params import trainable_count
+
+    return trainable_count(*method_of(cell))
 
 
 def main(study: Study, root: str, jobs: int = 1, dry_run: bool = False,
@@ -40,18 +45,16 @@ def main(study: Study, root: str, jobs: int = 1, dry_run: bool = False,
     if dry_run:
         print("\n".join(runner.dry_run(root, cells)) or "every cell has finished")
         return 0
-    grid_cells = [c for c in cells if c.method is not None and c.task is None]
-    details = {}
-    for cell in grid_cells:  # a bad gin file or binding fails here, before any training
-        if cell.method not in details:
-            details[cell.method] = trainable_parameters(cell)
+    labels = {}
+    for cell in cells:  # a bad gin file or binding fails here, before any training
+        if cell.method is not None and cell.task is None and cell.method not in labels:
+            labels[cell.method] = method_of(cell)[1].label()
     previous = _read(os.path.join(root, SUMMARY)).get("wall_seconds", 0.0)
     start, failed = time.time(), []
     if not collect_only:
         failed = runner.run(root, cells, jobs)
     wall = previous + (0.0 if collect_only else time.time() - start)
-    summary = aggregate.collect(study, root, cells, lambda c: details[c.method][0],
-                                {m: label for m, (_, label) in details.items()})
+    summary = aggregate.collect(study, root, cells, trainable_parameters, labels)
     os.makedirs(root, exist_ok=True)
     write_json(os.path.join(root, SUMMARY), {**summary, "wall_seconds": wall, "jobs": jobs})
     if "methods" not in summary:

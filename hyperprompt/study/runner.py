@@ -62,7 +62,7 @@ def run(root: str, cells: Sequence[Cell], jobs: int = 1) -> list[Cell]:
     failed: list[Cell] = []
     with tqdm(total=len(cells), initial=len(cells) - len(todo), desc="study", unit="run",
               dynamic_ncols=True) as bar:
-        def done(cell: Cell, code: int) -> None:
+        def report(cell: Cell, code: int) -> None:
             if code != 0:
                 failed.append(cell)
                 tqdm.write(f"{cell.name}: failed (exit {code}); see "
@@ -71,13 +71,13 @@ def run(root: str, cells: Sequence[Cell], jobs: int = 1) -> list[Cell]:
             bar.update()
 
         for cell in (c for c in todo if c.name.startswith(f"{STAGES}/")):
-            done(*_train(root, cell))
+            report(*_train(root, cell))
         if failed:
             return failed
         grid = [c for c in todo if not c.name.startswith(f"{STAGES}/")]
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             for future in as_completed([pool.submit(_train, root, c) for c in grid]):
-                done(*future.result())
+                report(*future.result())
     return failed
 
 
