@@ -23,19 +23,27 @@ def abstract_boxed(model: EncoderDecoderModel, feature_lengths: Mapping[str, int
                                              feature_lengths["targets"])["params"])
 
 
+def params_initializer(model: EncoderDecoderModel, feature_lengths: Mapping[str, int],
+                       seed: int, shardings=None):
+    """The jitted `() -> params` that `init_state` runs, each parameter created in its
+    sharding. With scan_layers its program holds one layer per stack, so compiling it takes
+    the same time at any depth (tests/test_state.py)."""
+    rng = jax.random.PRNGKey(seed)
+    enc_len, dec_len = feature_lengths["inputs"], feature_lengths["targets"]
+    return jax.jit(lambda: nn.unbox(model.init(rng, enc_len, dec_len)["params"]),
+                   out_shardings=shardings)
+
+
 def init_state(model: EncoderDecoderModel, tx: optax.GradientTransformation,
                feature_lengths: Mapping[str, int], mesh, seed: int, boxed=None):
     """Sharded {step, params, opt_state}: parameters placed by their logical axes.
 
     `boxed`: `abstract_boxed(model, feature_lengths, seed)` when the caller has it.
     """
-    rng = jax.random.PRNGKey(seed)
-    enc_len, dec_len = feature_lengths["inputs"], feature_lengths["targets"]
     if boxed is None:
         boxed = abstract_boxed(model, feature_lengths, seed)
     shardings = partitioning.param_shardings(boxed, mesh)
-    params = jax.jit(lambda: nn.unbox(model.init(rng, enc_len, dec_len)["params"]),
-                     out_shardings=shardings)()
+    params = params_initializer(model, feature_lengths, seed, shardings)()
     opt_state = jax.jit(tx.init)(params)
     step = jax.device_put(jnp.zeros((), jnp.int32), NamedSharding(mesh, PartitionSpec()))
     return {"step": step, "params": params, "opt_state": opt_state}
