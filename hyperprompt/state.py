@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import flax.linen as nn
@@ -13,6 +14,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from hyperprompt import checkpoints, partitioning
 from hyperprompt.errors import UsageError
 from hyperprompt.model import EncoderDecoderModel
+from hyperprompt.models import layout
 
 
 def abstract_boxed(model: EncoderDecoderModel, feature_lengths: Mapping[str, int],
@@ -26,12 +28,20 @@ def abstract_boxed(model: EncoderDecoderModel, feature_lengths: Mapping[str, int
 def params_initializer(model: EncoderDecoderModel, feature_lengths: Mapping[str, int],
                        seed: int, shardings=None):
     """The jitted `() -> params` that `init_state` runs, each parameter created in its
-    sharding. With scan_layers its program holds one layer per stack, so compiling it takes
-    the same time at any depth (tests/test_state.py)."""
+    sharding. The layers are always initialised scanned (one layer per stack in the program,
+    so it compiles in the same time at any depth) and then split into `layers_i` for an
+    unrolled model: both layouts start from the same parameters."""
     rng = jax.random.PRNGKey(seed)
     enc_len, dec_len = feature_lengths["inputs"], feature_lengths["targets"]
-    return jax.jit(lambda: nn.unbox(model.init(rng, enc_len, dec_len)["params"]),
-                   out_shardings=shardings)
+    config = model.module.config
+    scanned = EncoderDecoderModel(model.module.clone(
+        config=dataclasses.replace(config, scan_layers=True)))
+
+    def init():
+        params = nn.unbox(scanned.init(rng, enc_len, dec_len)["params"])
+        return params if config.scan_layers else layout.unscan_params(params, config)
+
+    return jax.jit(init, out_shardings=shardings)
 
 
 def init_state(model: EncoderDecoderModel, tx: optax.GradientTransformation,
