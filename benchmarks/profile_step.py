@@ -22,11 +22,10 @@ import re
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
+import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
-
-import flax.linen as nn  # noqa: E402
 
 from benchmarks.common import interleaved, timed, write_result  # noqa: E402
 from benchmarks.vs_torch import SIZES, JaxRunner, random_batch  # noqa: E402

@@ -12,8 +12,8 @@ with an untied head makes denormal softmax gradients, which PyTorch otherwise co
 slowly), and PyTorch uses as many threads as XLA's CPU client has cores.
 
 Project variants: `jax` (one CPU device), `jax 2 devices` (the batch split over two CPU
-devices, data parallel: the script asks XLA for two host devices unless XLA_FLAGS is set) and `jax bf16`
-(bfloat16 activations, fp32 parameters; a separate row, not the fp32 figure).
+devices, data parallel: the script asks XLA for two host devices unless XLA_FLAGS is set)
+and `jax bf16` (bfloat16 activations, fp32 parameters; a separate row, not the fp32 figure).
 """
 
 from __future__ import annotations
