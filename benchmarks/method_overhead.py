@@ -84,7 +84,7 @@ def overheads(size: str, methods: list[str], repeats: int) -> dict:
     rows = {}
     for method in methods:
         step = MethodStep(config, method, batch, mesh)
-        times = interleaved({"vanilla": vanilla, method: step}, repeats)
+        times = interleaved({"vanilla": vanilla, method: step}, repeats, warmup=1)
         rows[method] = {"step_x_vanilla": times[method] / times["vanilla"],
                         "memory_x_vanilla": step.peak_bytes / vanilla.peak_bytes,
                         "step_ms": times[method] * 1e3, "vanilla_step_ms": times["vanilla"] * 1e3,
