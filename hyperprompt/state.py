@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import flax.linen as nn
@@ -13,6 +14,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from hyperprompt import checkpoints, partitioning
 from hyperprompt.errors import UsageError
 from hyperprompt.model import EncoderDecoderModel
+from hyperprompt.models import layout
 
 
 def abstract_boxed(model: EncoderDecoderModel, feature_lengths: Mapping[str, int],
@@ -23,19 +25,35 @@ def abstract_boxed(model: EncoderDecoderModel, feature_lengths: Mapping[str, int
                                              feature_lengths["targets"])["params"])
 
 
+def params_initializer(model: EncoderDecoderModel, feature_lengths: Mapping[str, int],
+                       seed: int, shardings=None):
+    """The jitted `() -> params` that `init_state` runs, each parameter created in its
+    sharding. The layers are always initialised scanned (one layer per stack in the program,
+    so it compiles in the same time at any depth) and then split into `layers_i` for an
+    unrolled model: both layouts start from the same parameters."""
+    rng = jax.random.PRNGKey(seed)
+    enc_len, dec_len = feature_lengths["inputs"], feature_lengths["targets"]
+    config = model.module.config
+    scanned = EncoderDecoderModel(model.module.clone(
+        config=dataclasses.replace(config, scan_layers=True)))
+
+    def init():
+        params = nn.unbox(scanned.init(rng, enc_len, dec_len)["params"])
+        return params if config.scan_layers else layout.unscan_params(params, config)
+
+    return jax.jit(init, out_shardings=shardings)
+
+
 def init_state(model: EncoderDecoderModel, tx: optax.GradientTransformation,
                feature_lengths: Mapping[str, int], mesh, seed: int, boxed=None):
     """Sharded {step, params, opt_state}: parameters placed by their logical axes.
 
     `boxed`: `abstract_boxed(model, feature_lengths, seed)` when the caller has it.
     """
-    rng = jax.random.PRNGKey(seed)
-    enc_len, dec_len = feature_lengths["inputs"], feature_lengths["targets"]
     if boxed is None:
         boxed = abstract_boxed(model, feature_lengths, seed)
     shardings = partitioning.param_shardings(boxed, mesh)
-    params = jax.jit(lambda: nn.unbox(model.init(rng, enc_len, dec_len)["params"]),
-                     out_shardings=shardings)()
+    params = params_initializer(model, feature_lengths, seed, shardings)()
     opt_state = jax.jit(tx.init)(params)
     step = jax.device_put(jnp.zeros((), jnp.int32), NamedSharding(mesh, PartitionSpec()))
     return {"step": step, "params": params, "opt_state": opt_state}

@@ -20,6 +20,7 @@ from hyperprompt.methods.base import Method, check_contract, register, registere
 from hyperprompt.models.conditioning import Conditioning
 from hyperprompt.models.configs import CONFIGS, T5Config
 from hyperprompt.optim import BACKBONE, ParamGroup
+from hyperprompt.state import params_initializer
 
 EMBED = 5  # the task embedding's width
 LENGTH = 3  # prompt length
@@ -93,8 +94,9 @@ def test_it_trains_with_its_groups_and_backbone_initialisation(run):
     cli.parse_gin(args.gin_file, bindings, [])
     model = cli._macro("MODEL").scoped_configurable_fn()
     config = model.module.config
-    initial = jax.tree.map(np.asarray, nn.unbox(model.init(jax.random.PRNGKey(0), 24, 12)[
-        "params"]))  # what `train` initialised (seed 0), before the method's own init
+    # what `train` initialised (seed 0), before the method's own init
+    initial = jax.tree.map(np.asarray, params_initializer(
+        model, {"inputs": 24, "targets": 12}, 0)())
     saved = {k: t.load() for k, t in sources.read(str(model_dir), "hyperprompt",
                                                   config).items()}
     assert json.loads((model_dir / "results.json").read_text())  # it was evaluated

@@ -1,0 +1,95 @@
+"""benchmarks/results/*.json -> benchmarks/results/README.md, the tables the README shows.
+
+  python -m benchmarks.report
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from benchmarks.common import RESULTS
+
+
+def load(name: str) -> dict | None:
+    path = os.path.join(RESULTS, f"{name}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def vs_torch(result: dict) -> list[str]:
+    lines = ["### vs HF transformers T5 (PyTorch, eager), fp32 unless named",
+             "", "| size | params | batch | variant | train tok/s | train x torch | decode tok/s "
+             "| decode x torch | compile s |", "|---|---|---|---|---|---|---|---|---|"]
+    for size, entry in result["sizes"].items():
+        for name, row in entry["rows"].items():
+            compile_s = "" if row["compile_s"] is None else f"{row['compile_s']:.1f}"
+            lines.append(f"| {size} | {entry['parameters']:,} | {entry['batch_size']} | {name} "
+                         f"| {row['train_tokens_per_s']:.0f} | {row['train_x_torch']:.2f} "
+                         f"| {row['decode_tokens_per_s']:.0f} | {row['decode_x_torch']:.2f} "
+                         f"| {compile_s} |")
+    return lines + ["", f"torch {result['torch']}, {result['torch_threads']} threads, denormals "
+                    f"flushed; medians of {result['repeats']} interleaved steps; inputs 128, "
+                    f"targets 32 (decode: 32 greedy tokens, KV cache)."]
+
+
+def profile(result: dict) -> list[str]:
+    lines = ["### Where the train step's time goes (XLA CPU)", "",
+             "| size | part | ms | kernels/call | fusions | GFLOP |", "|---|---|---|---|---|---|"]
+    for size, entry in result["sizes"].items():
+        for part, row in entry["parts"].items():
+            lines.append(f"| {size} | {part} | {row['ms']:.0f} | {row['kernels']} "
+                         f"| {row['fusions']} | {row['gflop']:.2f} |")
+    if "init_compile_s" in result:  # written by profile_step.py since it measures it
+        lines += ["", "Parameter initialiser compile seconds: " + "; ".join(
+            f"{size} " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items())
+            for size, seconds in result["init_compile_s"].items()) + "."]
+    return lines
+
+
+def overhead(result: dict) -> list[str]:
+    sizes = list(result["sizes"])
+    lines = ["### Method overhead vs vanilla (train step time x, peak memory x)", "",
+             "| method | " + " | ".join(sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
+    methods = sorted({m for rows in result["sizes"].values() for m in rows})
+    for method in methods:
+        cells = []
+        for size in sizes:
+            row = result["sizes"][size].get(method)
+            cells.append("" if row is None else
+                         f"{row['step_x_vanilla']:.2f} / {row['memory_x_vanilla']:.2f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines + ["", f"Scanned layers, Adafactor, inputs {result['lengths']['inputs']}, "
+                    f"targets {result['lengths']['targets']}; medians of {result['repeats']} "
+                    f"interleaved steps."]
+
+
+def trainer(result: dict) -> list[str]:
+    return ["### Trainer vs bare step (quickstart config)", "",
+            f"Trainer {result['trainer_steps_per_s']:.2f} steps/s, bare jitted step "
+            f"{result['bare_steps_per_s']:.2f} steps/s: **{result['trainer_x_bare']:.3f}x** "
+            f"({result['steps']} steps, windows of {result['log_period']})."]
+
+
+def main() -> None:
+    sections, machine = [], None
+    for name, render in (("vs_torch", vs_torch), ("profile_step", profile),
+                         ("method_overhead", overhead), ("trainer_throughput", trainer)):
+        result = load(name)
+        if result is not None:
+            machine = machine or result["machine"]
+            sections += render(result) + [""]
+    header = ["# Benchmark results (`make bench`)", ""]
+    if machine:
+        header += [f"Machine: {machine['cpu']}, {machine['cores']} cores, jax "
+                   f"{machine['jax']} ({machine['backend']}), Python {machine['python']}.", ""]
+    path = os.path.join(RESULTS, "README.md")
+    with open(path, "w") as f:
+        f.write("\n".join(header + sections))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
