@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 import gin
 
-from hyperprompt import macros, startup
+from hyperprompt import distributed, macros, startup
 from hyperprompt.errors import Preempted, Stopped, TrainingDiverged, UsageError
 
 COMMANDS = ("train", "eval", "infer", "convert", "report")
@@ -76,6 +76,13 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="each task's best validation step from MODEL_DIR/train_log.jsonl")
     report.add_argument("--params", action="store_true",
                         help="task-conditioning parameters per method at every model size")
+    multi = parser.add_argument_group("multi-process", "one process per host (or GPU), each "
+                                      "running the same command (launch/README.md)")
+    multi.add_argument("--multiprocess", action="store_true",
+                       help="read the settings below from the cluster (TPU pod, SLURM, MPI)")
+    multi.add_argument("--coordinator_address", help="HOST:PORT of process 0")
+    multi.add_argument("--num_processes", type=int)
+    multi.add_argument("--process_id", type=int)
     args, rest = parser.parse_known_args(argv)
     if args.command == "convert" and not (args.src and args.dst):
         raise UsageError("convert needs --src PATH|HUB_ID and --dst FOLDER.")
@@ -319,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with startup.stop_on_signals():
             startup.quiet_start()
             args, bindings = parse_args(sys.argv[1:] if argv is None else argv)
+            distributed.initialize(args.coordinator_address, args.num_processes,
+                                   args.process_id, detect=args.multiprocess)
             parse_gin(args.gin_file, bindings, args.gin_search_paths)
             macros.check()
             with warnings.catch_warnings():  # restores showwarning on exit
