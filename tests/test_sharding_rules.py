@@ -15,7 +15,7 @@ from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models.configs import T5Config
 from hyperprompt.models.t5 import Transformer
 from hyperprompt.optim import make_optimizer
-from hyperprompt.state import init_state
+from hyperprompt.state import abstract_boxed, init_state
 from hyperprompt.train import make_train_step
 
 CONFIG = T5Config(vocab_size=128, emb_dim=32, num_heads=2, num_encoder_layers=1,
@@ -80,6 +80,16 @@ def test_fsdp_splits_parameters_and_optimizer_state_over_data():
     assert {s.data.shape for s in moments[0].addressable_shards} == {(8, 32)}  # (32/4, 64/2)
     embedding = state["params"]["token_embedder"]["embedding"]  # (vocab, embed)
     assert embedding.sharding.spec == PartitionSpec("model", "data")
+
+
+def test_one_d_rules_split_the_wide_axes_over_model():
+    model = EncoderDecoderModel(Transformer(CONFIG))
+    mesh = partitioning.make_mesh(2)
+    shardings = partitioning.param_shardings(abstract_boxed(model, LENGTHS), mesh,
+                                             partitioning.LOGICAL_AXIS_RULES)
+    mlp = shardings["encoder"]["layers_0"]["mlp"]
+    assert mlp["wi_0"]["kernel"].spec == PartitionSpec(None, "model")  # (embed, mlp)
+    assert mlp["wo"]["kernel"].spec == PartitionSpec("model", None)  # (mlp, embed)
 
 
 def test_rule_sets_are_t5x_tables():
