@@ -57,7 +57,7 @@ class StandInModel:
                              if x.ndim else x, variables["cache"])
         encoded, raw = (jnp.repeat(x, num_decodes, axis=0) for x in (encoded, enc))
         token = jnp.zeros((raw.shape[0], 1), jnp.int32)
-        out = []
+        out, first_logits = [], None
         for _ in range(dec.shape[1]):
             logits, new = self.module.apply(
                 {"params": params, "cache": cache}, encoded, raw, token, token,
@@ -65,7 +65,8 @@ class StandInModel:
                 mutable=["cache"], method=self.module.decode)
             cache, token = new["cache"], jnp.argmax(logits[:, -1], -1)[:, None].astype(jnp.int32)
             out.append(token[:, 0])
-        return jnp.stack(out, 1), {}
+            first_logits = logits[:, -1] if first_logits is None else first_logits
+        return jnp.stack(out, 1), {"first_logits": first_logits}
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +103,10 @@ def test_t5x_calls_give_the_projects_logits_and_decodes(method):
     want = ours.logits(params, reference)
     np.testing.assert_allclose(t5x_model._compute_logits(params, b), want, atol=1e-6)
 
-    tokens, _ = t5x_model.predict_batch_with_aux(params, b, num_decodes=2)
+    tokens, aux = t5x_model.predict_batch_with_aux(params, b, num_decodes=2)
+    # each beam row's first step (after BOS) is its example's first teacher-forced position
+    np.testing.assert_allclose(aux["first_logits"], np.repeat(want[:, 0], 2, axis=0),
+                               atol=1e-5)
     greedy = np.asarray(ours.predict_batch(params, reference, eos_id=EOS))
     # t5x's rows are each example twice (beams); before EOS they match the greedy decode
     for row, expected in zip(np.asarray(tokens)[::2], greedy, strict=True):
