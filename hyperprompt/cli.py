@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 import gin
 
-from hyperprompt import macros, startup
+from hyperprompt import distributed, macros, startup
 from hyperprompt.errors import Preempted, Stopped, TrainingDiverged, UsageError
 
 COMMANDS = ("train", "eval", "infer", "convert", "report", "study", "bank")
@@ -94,6 +94,13 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     bank.add_argument("--bank_dir", help="the prompt bank folder to write into")
     bank.add_argument("--bank_tasks", default="", help="comma-separated tasks (default: all)")
     bank.add_argument("--bank_name", help="the entry's name (default: the task's name)")
+    multi = parser.add_argument_group("multi-process", "one process per host (or GPU), each "
+                                      "running the same command (launch/README.md)")
+    multi.add_argument("--multiprocess", action="store_true",
+                       help="read the settings below from the cluster (TPU pod, SLURM, MPI)")
+    multi.add_argument("--coordinator_address", help="HOST:PORT of process 0")
+    multi.add_argument("--num_processes", type=int)
+    multi.add_argument("--process_id", type=int)
     args, rest = parser.parse_known_args(argv)
     if args.command == "bank" and not args.bank_dir:
         raise UsageError("bank needs --bank_dir=FOLDER (the prompt bank to write into).")
@@ -365,6 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with startup.stop_on_signals():
             startup.quiet_start()
             args, bindings = parse_args(sys.argv[1:] if argv is None else argv)
+            distributed.initialize(args.coordinator_address, args.num_processes,
+                                   args.process_id, detect=args.multiprocess)
             parse_gin(args.gin_file, bindings, args.gin_search_paths)
             macros.check()
             with warnings.catch_warnings():  # restores showwarning on exit

@@ -28,6 +28,8 @@ TASK_IDS = "task_ids"
 # Fills the slots packing reserves for a method's input prompt (the model puts the prompt
 # there, never this id's embedding); 2 is UNK in T5's vocabularies, nonzero (not padding).
 PROMPT_PLACEHOLDER_ID = 2
+# (shard_id, num_shards): a process's part of each global batch.
+Shard = tuple[int, int]
 
 
 class TaskIdFeatureConverter(seqio.EncDecFeatureConverter):
@@ -166,11 +168,14 @@ def examples_per_row(rows: tf.data.Dataset, probe_rows: int = 64) -> float:
 
 def train_batches(name: str, registry: Sequence[str], feature_lengths: Mapping[str, int],
                   batch_size: int, seed: int, skip: int = 0, pack: bool = False,
-                  prompt_length: int = 0) -> Iterator[dict[str, np.ndarray]]:
+                  prompt_length: int = 0, shard: Shard = (0, 1)
+                  ) -> Iterator[dict[str, np.ndarray]]:
     """Endless mixed, shuffled training batches (numpy, static shapes).
 
     Deterministic for a seed; `skip` drops the batches a resumed run already saw,
-    so a restart continues the same sequence. With `pack`, rows are packed per task
+    so a restart continues the same sequence. `shard` = (shard_id, num_shards): this
+    process's rows of each global batch of `batch_size` (`partitioning.DataLayout`); the
+    global batches are the same for any number of shards. With `pack`, rows are packed per task
     (`packed_task_rows`, inputs `prompt_length` longer) and then mixed (t5x mixes
     examples, then packs; packing each task alone is what keeps a row to one task id).
     The mixture's rates stay rates of examples: a task's rows are drawn at its rate
@@ -184,22 +189,37 @@ def train_batches(name: str, registry: Sequence[str], feature_lengths: Mapping[s
         row_rates = [r / examples_per_row(ds) for r, ds in zip(rates, datasets, strict=True)]
         mixed = tf.data.Dataset.sample_from_datasets(
             datasets, weights=[r / sum(row_rates) for r in row_rates], seed=seed)
-        batched = mixed.batch(batch_size, drop_remainder=True).skip(skip)
+        batched = _shard_batches(mixed, batch_size, shard).skip(skip)
         return batched.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
     # Only what training reads: tasks differ in their other features (labels, ids).
     keep = lambda ex: {k: ex[k] for k in (*feature_lengths, TASK_IDS)}  # noqa: E731
     datasets = [task_dataset(t, i, "train", feature_lengths, True, seed + i, repeat=True)
                 .map(keep) for i, t in enumerate(registry)]
     mixed = tf.data.Dataset.sample_from_datasets(datasets, weights=rates, seed=seed)
-    return convert_and_batch(mixed, feature_lengths, batch_size, drop_remainder=True, skip=skip)
+    return convert_and_batch(mixed, feature_lengths, batch_size, drop_remainder=True, skip=skip,
+                             shard=shard)
+
+
+def _shard_batches(ds: tf.data.Dataset, batch_size: int, shard: Shard) -> tf.data.Dataset:
+    """This shard's rows of each global batch: consecutive runs of batch_size / num_shards
+    examples, every num_shards-th run (rows in the same order as one process reads them)."""
+    shard_id, num_shards = shard
+    if batch_size % num_shards:
+        raise UsageError(f"BATCH_SIZE={batch_size} cannot be split over {num_shards} data "
+                         f"shards; use a multiple of {num_shards}.")
+    local = ds.batch(batch_size // num_shards, drop_remainder=True)
+    return local.shard(num_shards, shard_id) if num_shards > 1 else local
 
 
 def convert_and_batch(ds: tf.data.Dataset, feature_lengths: Mapping[str, int], batch_size: int,
-                      drop_remainder: bool, skip: int = 0) -> Iterator[dict[str, np.ndarray]]:
-    """Feature-convert (pad to the lengths), batch, skip `skip` batches, yield numpy dicts."""
+                      drop_remainder: bool, skip: int = 0, shard: Shard = (0, 1)
+                      ) -> Iterator[dict[str, np.ndarray]]:
+    """Feature-convert (pad to the lengths), batch (this shard's rows of each batch when
+    `drop_remainder`), skip `skip` batches, yield numpy dicts."""
     converted = TaskIdFeatureConverter()(ds, {**feature_lengths, TASK_IDS: 1})
-    batched = converted.batch(batch_size, drop_remainder=drop_remainder).skip(skip).map(
-        lambda b: {**b, TASK_IDS: b[TASK_IDS][:, 0]})
+    batched = (_shard_batches(converted, batch_size, shard) if drop_remainder
+               else converted.batch(batch_size))
+    batched = batched.skip(skip).map(lambda b: {**b, TASK_IDS: b[TASK_IDS][:, 0]})
     return batched.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
 
 

@@ -34,8 +34,10 @@ class Predictor:
     def __call__(self, params, batch: Mapping[str, np.ndarray]) -> np.ndarray:
         """Token ids [n, targets length] for a batch of n <= batch_size examples."""
         padded, n = data.pad_batch(batch, self.batch_size)
-        tokens = self._predict(params, partitioning.shard_batch(padded, self.mesh))
-        return np.asarray(jax.device_get(tokens))[:n]
+        rows = partitioning.process_rows(padded, self.mesh)  # each example decoded once
+        tokens = self._predict(params, partitioning.shard_batch(rows, self.mesh,
+                                                                self.batch_size))
+        return partitioning.gather(tokens)[:n]
 
 
 @dataclasses.dataclass

@@ -13,6 +13,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 
+import jax
 import numpy as np
 import seqio
 
@@ -143,7 +144,7 @@ def _infer_splits(model, params, step, registry, lengths, batch_size, mesh, spli
         _write(os.path.join(out_dir, f"{task.name}.jsonl"), rows)
         labelled[task.name] = list(zip(evaluator.sets[task.name].examples,
                                        evaluator.predictions(params, task, texts), strict=True))
-    if split == "test":
+    if split == "test" and jax.process_index() == 0:
         if any(name.startswith("glue_") for name in labelled) and "glue_wnli" not in labelled:
             labelled["glue_wnli"] = _wnli_majority(lengths)
         write_submission(labelled, os.path.join(out_dir, "submission"))
@@ -161,6 +162,9 @@ def _wnli_majority(lengths: Mapping[str, int]) -> list[tuple[dict, int]]:
 
 
 def _write(path: str, rows: list[dict]) -> None:
+    """The rows as JSONL (by process 0 alone; every process holds them all)."""
+    if jax.process_index() != 0:
+        return
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with atomic_write(path) as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)

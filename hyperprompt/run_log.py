@@ -76,15 +76,20 @@ def final_eval(model_dir: str) -> dict | None:
 
 
 class RunLog:
-    def __init__(self, model_dir: str, resume_step: int):
-        self.path = os.path.join(model_dir, LOG_FILE)
+    """The records of a run; `write=False` (processes other than 0) keeps them in memory."""
+
+    def __init__(self, model_dir: str, resume_step: int, write: bool = True):
+        self.path, self.write = os.path.join(model_dir, LOG_FILE), write
         self.records = [r for r in read_records(self.path) if r["step"] <= resume_step]
-        with atomic_write(self.path) as f:  # a kill here keeps the old log
-            f.writelines(json.dumps(r) + "\n" for r in self.records)
+        if write:
+            with atomic_write(self.path) as f:  # a kill here keeps the old log
+                f.writelines(json.dumps(r) + "\n" for r in self.records)
 
     def append(self, kind: str, step: int, values: dict[str, float]) -> None:
         record = {"kind": kind, "step": step, **values}
         self.records.append(record)
+        if not self.write:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
 

@@ -133,6 +133,7 @@ def train(
     config_text: str | None = None,
     restore_optimizer_state: bool = True,
     pack: bool = False,
+    logical_axis_rules: partitioning.Rules = partitioning.LOGICAL_AXIS_RULES,
 ) -> dict[str, dict[str, float]]:
     """Train, evaluating every `eval_period` steps; returns the final per-task metrics.
 
@@ -144,6 +145,11 @@ def train(
     Adafactor state and step, as t5x fine-tuning does (convert/optimizer_state.py).
     `pack`: training rows hold several examples of one task (`data.train_batches`; each
     row shares a dropout draw, as t5x); evaluation stays unpacked.
+    `logical_axis_rules`: logical -> mesh axes (`partitioning.standard_logical_axis_rules`).
+
+    Several processes (`jax.distributed` initialised): each feeds its rows of every global
+    batch (`partitioning.data_layout`); process 0 alone writes MODEL_DIR's files (logs,
+    config, plots, results), checkpoints are saved by all together (orbax).
 
     Raises Preempted after checkpointing when SIGTERM/SIGINT arrives, and
     TrainingDiverged on a non-finite loss with nan_policy='stop' ('skip' drops
@@ -160,11 +166,12 @@ def train(
     checks.num_tasks(conditioner, registry)
     pack = checks.packs(conditioner, pack)
     mesh = partitioning.make_mesh(model_parallel)
-    partitioning.check_batch_size(batch_size, mesh)
+    layout = partitioning.data_layout(mesh, batch_size)
+    primary = jax.process_index() == 0
     checks.registry(model_dir, registry)
     run_info = {"tasks": registry, "batch_size": batch_size, "task_feature_lengths":
                 dict(task_feature_lengths), "pack": pack, "seed": seed}
-    with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
+    with nn.logical_axis_rules(logical_axis_rules), jax.set_mesh(mesh):
         boxed = abstract_boxed(model, task_feature_lengths, seed)
         resume_step = checks.resumable(model_dir, run_info,
                                        abstract_params(model, task_feature_lengths, mesh))
@@ -174,27 +181,21 @@ def train(
 
     # Create: MODEL_DIR (its first write), then its lock; this run owns it from here on.
     checks.model_dir_writable(model_dir)
-    with run_lock.owned(model_dir) if jax.process_index() == 0 else contextlib.nullcontext():
-        with writing(model_dir):
-            if config_text is not None and jax.process_index() == 0:
-                with atomic_write(os.path.join(model_dir, CONFIG_FILE)) as f:
-                    f.write(config_text)
-            try:
-                saved = data.load_registry(model_dir)
-            except data.DamagedRegistry:  # the checks found the checkpoint's copy: rewrite it
-                saved = None
-            if saved != registry:  # written once, never rewritten in place
-                data.save_registry(model_dir, registry)
+    with run_lock.owned(model_dir) if primary else contextlib.nullcontext():
+        if primary:
+            with writing(model_dir):
+                _write_run_files(model_dir, config_text, registry)
         for name in checkpoints.partial_saves(model_dir):
             tqdm.write(f"ignoring a partially written checkpoint (a save was killed): {name}")
 
-        with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
+        with nn.logical_axis_rules(logical_axis_rules), jax.set_mesh(mesh):
             tx = optimizer(groups=conditioner.param_groups(), layer_axes=layer_axes(boxed))
             state = init_state(model, tx, task_feature_lengths, mesh, seed, boxed)
             with writing(model_dir):
                 manager = checkpoints.make_manager(model_dir, keep_checkpoints,
                                                    async_checkpointing)
-                writer = metric_writers.SummaryWriter(os.path.join(model_dir, "tensorboard"))
+                writer = (metric_writers.SummaryWriter(os.path.join(model_dir, "tensorboard"))
+                          if primary else metric_writers.MultiWriter([]))
             try:
                 start, state = checkpoints.restore_latest(manager, state)
                 start = start or 0
@@ -213,7 +214,7 @@ def train(
                                f"{train_steps}: nothing was trained (raise TRAIN_STEPS to train "
                                f"on)")
                 with writing(model_dir):
-                    log = RunLog(model_dir, start)
+                    log = RunLog(model_dir, start, write=primary)
                 use_dropout = model.module.config.dropout_rate > 0
                 step_fn = jax.jit(make_train_step(model, tx, seed + 1, use_dropout,
                                                   debug_nan_step), donate_argnums=0)
@@ -224,7 +225,8 @@ def train(
                 batches = data.train_batches(
                     mixture_or_task_name, registry, task_feature_lengths, batch_size, seed,
                     skip=start, pack=pack,
-                    prompt_length=model.input_prompt_length() if pack else 0)
+                    prompt_length=model.input_prompt_length() if pack else 0,
+                    shard=(layout.shard_id, layout.num_shards))
                 loop = _Loop(model_dir, manager, log, writer, evaluator, nan_policy, run_info)
                 with PreemptionGuard() as guard:
                     state, results = loop.run(state, step_fn, batches, mesh, start, train_steps,
@@ -235,11 +237,25 @@ def train(
                 with writing(model_dir):
                     manager.close()
                     writer.flush()
-        with writing(model_dir):
-            plots.training_curves(log.history(),
-                                  os.path.join(model_dir, "training_curves.png"))
-            write_json(os.path.join(model_dir, "results.json"), results)
+        if primary:
+            with writing(model_dir):
+                plots.training_curves(log.history(),
+                                      os.path.join(model_dir, "training_curves.png"))
+                write_json(os.path.join(model_dir, "results.json"), results)
         return results
+
+
+def _write_run_files(model_dir: str, config_text: str | None, registry: list[str]) -> None:
+    """config.gin (when given) and task_registry.json (written once, never in place)."""
+    if config_text is not None:
+        with atomic_write(os.path.join(model_dir, CONFIG_FILE)) as f:
+            f.write(config_text)
+    try:
+        saved = data.load_registry(model_dir)
+    except data.DamagedRegistry:  # the checks found the checkpoint's copy: rewrite it
+        saved = None
+    if saved != registry:
+        data.save_registry(model_dir, registry)
 
 
 class _Loop:
@@ -248,7 +264,7 @@ class _Loop:
     def __init__(self, model_dir, manager, log, writer, evaluator, nan_policy, run_info):
         self.model_dir, self.manager, self.log = model_dir, manager, log
         self.writer, self.evaluator, self.nan_policy = writer, evaluator, nan_policy
-        self.run_info = run_info
+        self.run_info, self.batch_size = run_info, run_info["batch_size"]
         self.last_saved = manager.latest_step()
 
     def save(self, step: int, state, force: bool = False) -> None:
@@ -288,7 +304,8 @@ class _Loop:
         last_time, last_step, pending = time.time(), start, None
         for step in range(start + 1, train_steps + 1):
             host_batch = next(batches)
-            state, metrics = step_fn(state, partitioning.shard_batch(host_batch, mesh))
+            state, metrics = step_fn(state, partitioning.shard_batch(host_batch, mesh,
+                                                                     self.batch_size))
             if pending is not None:  # check the previous step while this one runs
                 self.check_finite(*pending)
             pending = (step, metrics, host_batch["task_ids"])

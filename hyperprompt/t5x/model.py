@@ -1,0 +1,50 @@
+"""t5x's EncoderDecoderModel for the project's network: every call gets the batch's
+`task_ids` (feature converter: `data.TaskIdFeatureConverter`, task_ids [B, 1]).
+
+Used from gin (`hyperprompt/gin/t5x/*.gin`) with t5x installed; t5x's own training,
+evaluation and decoding code runs unchanged around it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import jax.numpy as jnp
+from t5x import models
+
+from hyperprompt.data import TASK_IDS, TaskIdFeatureConverter
+
+
+class TaskConditionedModel(models.EncoderDecoderModel):
+    """t5x's EncoderDecoderModel; its module must be a `t5x.network.TaskBound`."""
+
+    FEATURE_CONVERTER_CLS = TaskIdFeatureConverter
+
+    @contextlib.contextmanager
+    def _bound(self, task_ids):
+        """self.module with `task_ids` [B] (or [B, 1]) bound while t5x traces its calls."""
+        module = self.module
+        self.module = module.clone(bound_task_ids=jnp.reshape(task_ids, (-1,)))
+        try:
+            yield
+        finally:
+            self.module = module
+
+    def get_initial_variables(self, rng, input_shapes, input_types=None):
+        rows = input_shapes["encoder_input_tokens"][0]
+        with self._bound(jnp.zeros((rows,), jnp.int32)):
+            return super().get_initial_variables(rng, input_shapes, input_types)
+
+    def _compute_logits(self, params, batch, dropout_rng=None, mutable=False,
+                        other_variables=None):
+        with self._bound(batch[TASK_IDS]):
+            return super()._compute_logits(params, batch, dropout_rng, mutable,
+                                           other_variables)
+
+    def predict_batch_with_aux(self, params, batch, rng=None, decoder_params=None,
+                               return_all_decodes=None, num_decodes=None,
+                               prompt_with_targets=False):
+        with self._bound(batch[TASK_IDS]):
+            return super().predict_batch_with_aux(params, batch, rng, decoder_params,
+                                                  return_all_decodes, num_decodes,
+                                                  prompt_with_targets)

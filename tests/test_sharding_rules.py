@@ -1,0 +1,102 @@
+"""On the 8-device (data=4, model=2) mesh a train step equals the one-device step: every
+method under the most split rule set (2-D activations and FSDP parameters), vanilla under
+each of t5x's rule sets; the rules place what they say."""
+
+import flax.linen as nn
+import jax
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec
+
+from hyperprompt import partitioning
+from hyperprompt.errors import UsageError
+from hyperprompt.methods.base import registered
+from hyperprompt.model import EncoderDecoderModel
+from hyperprompt.models.configs import T5Config
+from hyperprompt.models.t5 import Transformer
+from hyperprompt.optim import make_optimizer
+from hyperprompt.state import abstract_boxed, init_state
+from hyperprompt.train import make_train_step
+
+CONFIG = T5Config(vocab_size=128, emb_dim=32, num_heads=2, num_encoder_layers=1,
+                  num_decoder_layers=1, head_dim=16, mlp_dim=64)
+LENGTHS = {"inputs": 8, "targets": 4}
+RULE_SETS = [(1, 1), (2, 1), (1, 2), (2, 2)]
+
+
+def batch(n=8):
+    rng = np.random.default_rng(0)
+    targets = rng.integers(2, 64, size=(n, 4)).astype(np.int32)
+    return {
+        "encoder_input_tokens": rng.integers(2, 64, size=(n, 8)).astype(np.int32),
+        "decoder_input_tokens": np.concatenate([np.zeros((n, 1), np.int32), targets[:, :-1]], 1),
+        "decoder_target_tokens": targets,
+        "decoder_loss_weights": np.ones((n, 4), np.int32),
+        "task_ids": rng.integers(0, 2, size=(n,)).astype(np.int32),
+    }
+
+
+def train_step(model, mesh, rules):
+    """(loss, params as numpy, the sharded state after one step)."""
+    tx = make_optimizer()  # T5 Adafactor (Adam amplifies tiny reduction-order differences)
+    with nn.logical_axis_rules(rules), jax.set_mesh(mesh):
+        state = init_state(model, tx, LENGTHS, mesh, seed=0)
+        step = jax.jit(make_train_step(model, tx, 0, use_dropout=False))
+        state, metrics = step(state, partitioning.shard_batch(batch(), mesh))
+        return jax.device_get(metrics["loss"]), jax.device_get(state["params"]), state
+
+
+@pytest.mark.parametrize("method, rule_sets", [
+    (name, RULE_SETS if name == "vanilla" else [(2, 2)]) for name in sorted(registered())])
+def test_sharded_step_equals_one_device(method, rule_sets):
+    conditioner = registered()[method].build(CONFIG, num_tasks=2)
+    model = EncoderDecoderModel(Transformer(CONFIG, conditioner))
+    one_device = partitioning.make_mesh(1, jax.devices()[:1])
+    loss_1, params_1, _ = train_step(model, one_device, partitioning.LOGICAL_AXIS_RULES)
+    for dims in rule_sets:
+        rules = partitioning.standard_logical_axis_rules(*dims)
+        loss_8, params_8, _ = train_step(model, partitioning.make_mesh(2), rules)
+        np.testing.assert_allclose(loss_8, loss_1, rtol=1e-6, err_msg=str(dims))
+        for a, b in zip(jax.tree.leaves(params_8), jax.tree.leaves(params_1), strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-6, err_msg=str(dims))
+
+
+def test_fsdp_splits_parameters_and_optimizer_state_over_data():
+    model = EncoderDecoderModel(Transformer(CONFIG))
+    fsdp = partitioning.standard_logical_axis_rules(parameter_partitioning_dims=2)
+    _, _, state = train_step(model, partitioning.make_mesh(2), fsdp)
+    wi = ("encoder", "layers_0", "mlp", "wi_0", "kernel")  # (embed, mlp)
+
+    def at(tree, path):
+        for key in path:
+            tree = tree[key]
+        return tree
+
+    assert at(state["params"], wi).sharding.spec == PartitionSpec("data", "model")
+    # Adafactor's second moment of that kernel (unfactored below 128) lives where it does.
+    moments = [leaf for leaf in jax.tree.leaves(state["opt_state"])
+               if leaf.shape == at(state["params"], wi).shape]
+    assert moments and all(m.sharding.spec == PartitionSpec("data", "model") for m in moments)
+    assert {s.data.shape for s in moments[0].addressable_shards} == {(8, 32)}  # (32/4, 64/2)
+    embedding = state["params"]["token_embedder"]["embedding"]  # (vocab, embed)
+    assert embedding.sharding.spec == PartitionSpec("model", "data")
+
+
+def test_one_d_rules_split_the_wide_axes_over_model():
+    model = EncoderDecoderModel(Transformer(CONFIG))
+    mesh = partitioning.make_mesh(2)
+    shardings = partitioning.param_shardings(abstract_boxed(model, LENGTHS), mesh,
+                                             partitioning.LOGICAL_AXIS_RULES)
+    mlp = shardings["encoder"]["layers_0"]["mlp"]
+    assert mlp["wi_0"]["kernel"].spec == PartitionSpec(None, "model")  # (embed, mlp)
+    assert mlp["wo"]["kernel"].spec == PartitionSpec("model", None)  # (mlp, embed)
+
+
+def test_rule_sets_are_t5x_tables():
+    one = dict(partitioning.standard_logical_axis_rules())
+    assert one["batch"] == "data" and one["mlp"] == "model" and one["embed"] is None
+    spec = nn.logical_to_mesh_axes(("batch", "length", "embed"),
+                                   partitioning.standard_logical_axis_rules(2, 2))
+    assert spec == PartitionSpec("data", None, "model")  # 2-D activations
+    with pytest.raises(UsageError, match="parameter_partitioning_dims=3"):
+        partitioning.standard_logical_axis_rules(1, 3)
