@@ -209,6 +209,7 @@ def test_signal_during_start_up_exits_75_in_one_line(tmp_path, capsys, monkeypat
     else:  # initialising the state, MODEL_DIR created and locked
         monkeypatch.setattr(train_lib, "init_state", signal_self(sig))
     model_dir = tmp_path / "run"
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     code = cli.main(["train", *small_run_flags, f"--gin.MODEL_DIR='{model_dir}'"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == EXIT_PREEMPTED
@@ -216,7 +217,7 @@ def test_signal_during_start_up_exits_75_in_one_line(tmp_path, capsys, monkeypat
                    f"progress, nothing to checkpoint); rerun the same command."]
     assert not model_dir.exists() if where == "checks" else \
         not (model_dir / "train.lock").exists()  # the lock went with the run
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert {s: signal.getsignal(s) for s in before} == before  # handlers restored
 
 
 def test_resume_past_the_end_reports_the_checkpoint_step(tmp_path, capsys, trained_run,

@@ -25,7 +25,7 @@ METHODS = sorted(name[:-4] for name in os.listdir(os.path.join(cli.gin_root(), "
 def build(method: str):
     """(model, params, the method's input prompt length) for quickstart + `method`, tiny."""
     bindings = ["MODEL_DIR='/tmp/unused'"]
-    if method == "prompt_tuning":
+    if method.startswith(("prompt_tuning", "attempt")):  # 100 slots: one example a row
         bindings.append("PROMPT_LENGTH=5")
     cli.parse_gin(["experiments/quickstart.gin", f"methods/{method}.gin"], bindings, [])
     try:
@@ -86,5 +86,6 @@ def test_packed_losses_equal_unpacked(method):
     got = segment_losses(model, params, packed)
     if model.module.conditioner.per_task:
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
-    else:  # a row's later examples get its first example's conditioning
-        assert np.abs(got - want).max() > 1e-3
+    else:  # a row's later examples get its first example's conditioning (ATTEMPT without
+        # a bank has zero sources: only a_target varies, so its losses move ~5e-4)
+        assert np.abs(got - want).max() > 1e-4

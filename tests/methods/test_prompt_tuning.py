@@ -98,8 +98,10 @@ def test_prompts_train_with_lester_et_al_adafactor(tiny_config, t5_adafactor):
         at = {**params, "conditioner": {"prompts": jnp.asarray(want, jnp.float32)}}
         want = reference.step({"p": want}, {"p": prompt_grad(at, batch)})["p"]
         state, _ = train_step(state, batch)
+    # float32 against float64 over three steps at lr 0.3: up to ~2e-6 apart (seen); the
+    # weight decay alone (1e-5 x 0.3 a step) moves a prompt by ~9e-6.
     np.testing.assert_allclose(state["params"]["conditioner"]["prompts"], want, rtol=1e-6,
-                               atol=1e-6)
+                               atol=4e-6)
 
 
 # The t5x fixture's dims (../shared/fixtures/README.md).
