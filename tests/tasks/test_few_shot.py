@@ -7,6 +7,7 @@ import gin
 import numpy as np
 import pytest
 import seqio
+import tensorflow as tf
 
 from hyperprompt import cli
 from hyperprompt.errors import UsageError
@@ -76,3 +77,26 @@ def test_the_recipe_sets_the_k_shot_task_from_gin():
     finally:
         gin.clear_config()
     np.testing.assert_equal(len(pairs(f"{SOURCE}_100shot_seed7", "train")), 100)
+
+
+def test_later_epochs_read_the_k_examples_not_the_whole_split():
+    reads = []
+
+    def dataset_fn(split, shuffle_files, seed=None):
+        def read(i):
+            reads.append(int(i))
+            return i
+        return tf.data.Dataset.range(1000).map(
+            lambda i: {"id": tf.py_function(read, [i], tf.int64)})
+
+    seqio.TaskRegistry.add("counted_source", source=seqio.FunctionDataSource(
+        dataset_fn, splits=["train"]), preprocessors=[], output_features={})
+    try:
+        source = seqio.get_mixture_or_task(few_shot.k_shot_task("counted_source", 8, seed=0))
+        epochs = source.source.get_dataset("train", shuffle=False).repeat(3)
+        ids = [int(ex["id"]) for ex in epochs.as_numpy_iterator()]
+    finally:
+        seqio.TaskRegistry.remove("counted_source")
+        seqio.TaskRegistry.remove(few_shot.k_shot_name("counted_source", 8, 0))
+    assert ids == ids[:8] * 3 and len(set(ids)) == 8
+    assert len(reads) <= 1000  # the first epoch, up to the 8th chosen example; then memory
