@@ -1,6 +1,10 @@
-"""Test session set-up: 8 CPU devices (so sharding runs on a real mesh), quiet TF."""
+"""Test session set-up: 8 CPU devices (so sharding runs on a real mesh), quiet TF, and one
+compilation cache for the session."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 # Must happen before jax is imported anywhere in the session.
 os.environ["XLA_FLAGS"] = (
@@ -8,6 +12,17 @@ os.environ["XLA_FLAGS"] = (
 ).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# Many tests compile the same programs (the tiny model's steps, init, decoding), in this
+# process, in the other xdist workers and in the CLI subprocesses they start: JAX's
+# persistent cache compiles each once per session (a hit returns the same executable, so no
+# number changes). The process that creates the directory (xdist's controller, or a plain
+# pytest) removes it at exit; workers and subprocesses inherit it through the environment.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _CACHE = tempfile.mkdtemp(prefix="hyperprompt-test-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
+    atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -215,3 +230,9 @@ def tree_state(path) -> dict | None:
 def snapshot():
     """`tree_state`: the whole tree under a path, to compare before and after a command."""
     return tree_state
+
+
+def pytest_collection_modifyitems(items):
+    """Files marked `slow` first: xdist hands out whole files in this order, so the suite
+    does not end on one long file while the other workers idle."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable

@@ -21,6 +21,8 @@ from hyperprompt.models.t5 import Transformer
 from hyperprompt.state import restore_trained
 from hyperprompt.train import train
 
+pytestmark = pytest.mark.slow  # conftest: handed out first
+
 # Small enough to train fast; byte vocabulary of the synthetic tasks (259 ids).
 SMALL = ["--gin.configs.T5Config.emb_dim=32", "--gin.configs.T5Config.mlp_dim=64",
          "--gin.configs.T5Config.num_heads=2", "--gin.configs.T5Config.head_dim=16"]

@@ -18,6 +18,8 @@ from hyperprompt.optim import make_optimizer
 from hyperprompt.state import abstract_boxed, init_state
 from hyperprompt.train import make_train_step
 
+pytestmark = pytest.mark.slow  # conftest: handed out first
+
 CONFIG = T5Config(vocab_size=128, emb_dim=32, num_heads=2, num_encoder_layers=1,
                   num_decoder_layers=1, head_dim=16, mlp_dim=64)
 LENGTHS = {"inputs": 8, "targets": 4}

@@ -22,6 +22,8 @@ from hyperprompt.optim import make_optimizer
 from hyperprompt.state import init_state, restore_trained
 from hyperprompt.train import train
 
+pytestmark = pytest.mark.slow  # conftest: handed out first
+
 LENGTHS = {"inputs": 16, "targets": 8}
 BYTE_CONFIG = T5Config(vocab_size=384, emb_dim=16, num_heads=2, num_encoder_layers=1,
                        num_decoder_layers=1, head_dim=8, mlp_dim=32)

@@ -19,6 +19,8 @@ from hyperprompt.models.configs import T5Config
 from hyperprompt.models.t5 import Transformer
 from tests.conftest import INTEGRATION_SETTINGS
 
+pytestmark = pytest.mark.slow  # conftest: handed out first
+
 SOURCES = ("synthetic_copy", "synthetic_count")
 STEPS = {"sources": 150, "target": 100}
 BASE = INTEGRATION_SETTINGS + """

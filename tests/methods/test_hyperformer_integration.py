@@ -15,6 +15,8 @@ from hyperprompt.convert import sources
 from hyperprompt.models.configs import T5Config
 from tests.conftest import INTEGRATION_SETTINGS
 
+pytestmark = pytest.mark.slow  # conftest: handed out first
+
 # The shared integration model and optimizer (tests/conftest.py), 150 steps a stage; r = 4
 # (a bottleneck of 8 at d = 32).
 SETTINGS = INTEGRATION_SETTINGS + """

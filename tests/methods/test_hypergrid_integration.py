@@ -15,6 +15,8 @@ from hyperprompt.convert import sources
 from hyperprompt.methods.hypergrid import HyperGrid
 from tests.conftest import INTEGRATION_SETTINGS
 
+pytestmark = pytest.mark.slow  # conftest: handed out first
+
 # The shared integration model and optimizer (tests/conftest.py), 200 steps, an 8 x 8 grid
 # (d_m 32, d_f 64).
 SETTINGS = INTEGRATION_SETTINGS + """

@@ -11,6 +11,8 @@ import pytest
 from hyperprompt import cli
 from tests.conftest import INTEGRATION_SETTINGS
 
+pytestmark = pytest.mark.slow  # conftest: handed out first
+
 # The shared integration model and optimizer (tests/conftest.py) for 700 steps: AdamW with
 # a 50-step warm-up and cosine decay reaches in 700 steps what constant rates need 2000+
 # for; inputs of 20 fit the longest example ("reverse: " + 10 letters + EOS).

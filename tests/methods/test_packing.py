@@ -14,6 +14,8 @@ import pytest
 from hyperprompt import cli, data
 from hyperprompt.model import cross_entropy_with_z_loss
 
+pytestmark = pytest.mark.slow  # conftest: handed out first
+
 LENGTHS = {"inputs": 64, "targets": 24}
 ROWS = 2
 TASK = "synthetic_reverse"

@@ -12,6 +12,8 @@ from hyperprompt.analysis import params as params_lib
 from hyperprompt.methods.hyperprompt import HyperPrompt
 from hyperprompt.models.configs import T5Config
 
+pytestmark = pytest.mark.slow  # conftest: handed out first
+
 BASE = """
 from __gin__ import dynamic_registration
 from hyperprompt.models import configs
