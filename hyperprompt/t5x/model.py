@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import contextlib
 
+import flax.linen as nn
 import jax.numpy as jnp
+from flax import traverse_util
+from flax.core import freeze, unfreeze
+from flax.linen import partitioning as flax_partitioning
 from t5x import models
 
 from hyperprompt.data import TASK_IDS, TaskIdFeatureConverter
@@ -33,7 +37,8 @@ class TaskConditionedModel(models.EncoderDecoderModel):
     def get_initial_variables(self, rng, input_shapes, input_types=None):
         rows = input_shapes["encoder_input_tokens"][0]
         with self._bound(jnp.zeros((rows,), jnp.int32)):
-            return super().get_initial_variables(rng, input_shapes, input_types)
+            variables = super().get_initial_variables(rng, input_shapes, input_types)
+        return with_params_axes(variables)
 
     def _compute_logits(self, params, batch, dropout_rng=None, mutable=False,
                         other_variables=None):
@@ -48,3 +53,20 @@ class TaskConditionedModel(models.EncoderDecoderModel):
             return super().predict_batch_with_aux(params, batch, rng, decoder_params,
                                                   return_all_decodes, num_decodes,
                                                   prompt_with_targets)
+
+
+def with_params_axes(variables):
+    """t5x's layout of the network's variables: plain `params` plus a `params_axes`
+    collection (`NAME_axes`: AxisMetadata, as flax's `param_with_axes` emits), from the
+    logical axis names the network boxes its parameters with (none: replicated).
+
+    t5x's train state reads the axes there (its Adafactor factors by them, its
+    partitioner shards by them) and rejects boxed parameters.
+    """
+    variables = unfreeze(variables)
+    specs = traverse_util.flatten_dict(nn.get_partition_spec(variables["params"]))
+    variables["params_axes"] = traverse_util.unflatten_dict({
+        (*path[:-1], f"{path[-1]}_axes"): flax_partitioning.AxisMetadata(names=tuple(spec))
+        for path, spec in specs.items()})
+    variables["params"] = nn.unbox(variables["params"])
+    return freeze(variables)
