@@ -15,8 +15,9 @@ import gin
 import seqio
 import tensorflow as tf
 
-import hyperprompt.tasks  # noqa: F401  (registers the tasks and their gin configurables
-from hyperprompt import data  # while gin parses, before t5x locks its config)
+# Registers the tasks and their gin configurables while gin parses, before t5x locks it.
+import hyperprompt.tasks  # noqa: F401
+from hyperprompt import data
 
 SUFFIX = "_with_task_ids"
 

@@ -117,7 +117,8 @@ LOCKED_GIN = textwrap.dedent("""
 def test_model_gin_builds_after_gin_is_locked():
     """Everything model.gin names is registered while gin parses (t5x locks gin before it
     builds the model and reads the mixture)."""
-    run = subprocess.run([sys.executable, "-c", LOCKED_GIN, os.path.join(REPO, "hyperprompt", "gin")],
+    gin_folder = os.path.join(REPO, "hyperprompt", "gin")
+    run = subprocess.run([sys.executable, "-c", LOCKED_GIN, gin_folder],
                          capture_output=True, text=True, cwd=REPO, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert json.loads(run.stdout.splitlines()[-1]) == [

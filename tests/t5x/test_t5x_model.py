@@ -5,8 +5,6 @@ tokens positionally, `encode` then a cache made by `__call__(decode=True)`, then
 one position at a time on beam-expanded rows); the project's own model is the reference.
 """
 
-import sys
-import types
 
 import jax
 import jax.numpy as jnp
