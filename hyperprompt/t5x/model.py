@@ -58,15 +58,24 @@ class TaskConditionedModel(models.EncoderDecoderModel):
 def with_params_axes(variables):
     """t5x's layout of the network's variables: plain `params` plus a `params_axes`
     collection (`NAME_axes`: AxisMetadata, as flax's `param_with_axes` emits), from the
-    logical axis names the network boxes its parameters with (none: replicated).
+    logical axis names the network boxes its parameters with (unboxed: replicated).
 
     t5x's train state reads the axes there (its Adafactor factors by them, its
     partitioner shards by them) and rejects boxed parameters.
     """
     variables = unfreeze(variables)
-    specs = traverse_util.flatten_dict(nn.get_partition_spec(variables["params"]))
+    params = traverse_util.flatten_dict(
+        variables["params"], is_leaf=lambda _, x: isinstance(x, nn.Partitioned))
     variables["params_axes"] = traverse_util.unflatten_dict({
-        (*path[:-1], f"{path[-1]}_axes"): flax_partitioning.AxisMetadata(names=tuple(spec))
-        for path, spec in specs.items()})
+        (*path[:-1], f"{path[-1]}_axes"): flax_partitioning.AxisMetadata(names=axis_names(x))
+        for path, x in params.items()})
     variables["params"] = nn.unbox(variables["params"])
     return freeze(variables)
+
+
+def axis_names(param) -> tuple:
+    """A parameter's logical axis names, one per dimension (None for each dimension of an
+    unboxed parameter: t5x's Adafactor wants a rule of the parameter's rank)."""
+    if isinstance(param, nn.Partitioned):
+        return tuple(param.names)
+    return (None,) * len(param.shape)

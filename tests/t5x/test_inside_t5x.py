@@ -32,7 +32,7 @@ def t5x_variables(method: str):
         jax.random.PRNGKey(0), SHAPES)
 
 
-@pytest.mark.parametrize("method", ["hyperprompt_global", "adapters"])
+@pytest.mark.parametrize("method", ["hyperprompt_global", "adapters", "hyperformer_pp"])
 def test_initial_variables_are_plain_params_with_t5xs_params_axes(method):
     import flax.linen as nn
 
@@ -45,13 +45,18 @@ def test_initial_variables_are_plain_params_with_t5xs_params_axes(method):
     # t5x's train state takes plain arrays: the same values, unboxed
     assert params.keys() == want.keys()
     for path, box in want.items():
-        np.testing.assert_array_equal(params[path], box.value)
+        np.testing.assert_array_equal(params[path], nn.unbox(box))
     # ... and reads each one's axis names from `params_axes` (flax's get_axis_names, as
     # t5x's train_state does), one PartitionSpec per parameter, the names it was boxed with
     axes = traverse_util.flatten_dict(
         flax_partitioning.get_axis_names(variables["params_axes"]),
         is_leaf=lambda _, x: isinstance(x, jax.sharding.PartitionSpec))
-    assert axes == {path: jax.sharding.PartitionSpec(*box.names) for path, box in want.items()}
+    # (a parameter created without axis names has None for each dimension: t5x's
+    # Adafactor wants one rule entry per dimension)
+    assert axes == {path: jax.sharding.PartitionSpec(*box.names) if isinstance(box, nn.Partitioned)
+                    else jax.sharding.PartitionSpec(*[None] * box.ndim)
+                    for path, box in want.items()}
+    assert all(len(axes[path]) == np.ndim(value) for path, value in params.items())
 
 
 def test_every_parameters_axes_have_adafactor_rules():
