@@ -18,6 +18,8 @@ from t5x import models
 
 from hyperprompt.data import TASK_IDS, TaskIdFeatureConverter
 
+TOKEN_FEATURES = ("encoder_input_tokens", "decoder_input_tokens")
+
 
 class TaskConditionedModel(models.EncoderDecoderModel):
     """t5x's EncoderDecoderModel; its module must be a `t5x.network.TaskBound`."""
@@ -35,6 +37,9 @@ class TaskConditionedModel(models.EncoderDecoderModel):
             self.module = module
 
     def get_initial_variables(self, rng, input_shapes, input_types=None):
+        # t5x's eval and infer give no types, and t5x then makes float32 tokens (its own
+        # T5 casts them); the network takes token ids.
+        input_types = {**dict.fromkeys(TOKEN_FEATURES, jnp.int32), **(input_types or {})}
         rows = input_shapes["encoder_input_tokens"][0]
         with self._bound(jnp.zeros((rows,), jnp.int32)):
             variables = super().get_initial_variables(rng, input_shapes, input_types)

@@ -26,7 +26,8 @@ class StandInModel:
         self.optimizer_settings = getattr(optimizer_def, "settings", None)
 
     def get_initial_variables(self, rng, input_shapes, input_types=None):
-        enc, dec = (jnp.ones(input_shapes[k], jnp.int32)
+        types = input_types or {}  # t5x's default type: float32, whatever the feature
+        enc, dec = (jnp.ones(input_shapes[k], types.get(k, jnp.float32))
                     for k in ("encoder_input_tokens", "decoder_input_tokens"))
         return self.module.init(rng, enc, dec, dec, decode=False, enable_dropout=False)
 
