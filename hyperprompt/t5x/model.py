@@ -8,11 +8,13 @@ evaluation and decoding code runs unchanged around it.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 from flax import traverse_util
-from flax.core import freeze, unfreeze
+from flax.core import FrozenDict, freeze, unfreeze
 from flax.linen import partitioning as flax_partitioning
 from t5x import models
 
@@ -60,7 +62,7 @@ class TaskConditionedModel(models.EncoderDecoderModel):
                                                   prompt_with_targets)
 
 
-def with_params_axes(variables):
+def with_params_axes(variables: Mapping) -> FrozenDict:
     """t5x's layout of the network's variables: plain `params` plus a `params_axes`
     collection (`NAME_axes`: AxisMetadata, as flax's `param_with_axes` emits), from the
     logical axis names the network boxes its parameters with (unboxed: replicated).
@@ -78,7 +80,7 @@ def with_params_axes(variables):
     return freeze(variables)
 
 
-def axis_names(param) -> tuple:
+def axis_names(param: jax.Array | nn.Partitioned) -> tuple:
     """A parameter's logical axis names, one per dimension (None for each dimension of an
     unboxed parameter: t5x's Adafactor wants a rule of the parameter's rank)."""
     if isinstance(param, nn.Partitioned):
