@@ -33,7 +33,8 @@ Shard = tuple[int, int]
 
 
 class TaskIdFeatureConverter(seqio.EncDecFeatureConverter):
-    """seqio's encoder-decoder converter, unpacked, passing `task_ids` through."""
+    """seqio's encoder-decoder converter, unpacked, passing `task_ids` [1] through (its
+    length need not be given: t5x's TASK_FEATURE_LENGTHS name the text features only)."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("pack", False)
@@ -42,6 +43,10 @@ class TaskIdFeatureConverter(seqio.EncDecFeatureConverter):
             {TASK_IDS: seqio.FeatureConverter.FeatureSpec(dtype=tf.int32, rank=1)},
         )
         super().__init__(**kwargs)
+
+    def __call__(self, ds: tf.data.Dataset,
+                 task_feature_lengths: Mapping[str, int]) -> tf.data.Dataset:
+        return super().__call__(ds, {TASK_IDS: 1, **task_feature_lengths})
 
 
 def get_mixture_or_task(name: str) -> seqio.Task | seqio.Mixture:

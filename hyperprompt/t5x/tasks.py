@@ -3,7 +3,8 @@
 t5x reads tasks through `seqio.get_dataset`; `with_task_ids(name)` registers, once, a copy
 of each of the mixture's tasks that appends its task id (its position in
 `data.task_registry(name)`, as `hyperprompt train` numbers them) and a mixture of those
-copies at the same rates, and returns that mixture's name.
+copies at the same rates, and returns that mixture's name. `feature_vocabulary` gives
+t5x's model the mixture's own vocabularies (t5x's train checks they equal the tasks').
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import gin
 import seqio
 import tensorflow as tf
 
+# Registers the tasks and their gin configurables while gin parses, before t5x locks it.
+import hyperprompt.tasks  # noqa: F401
 from hyperprompt import data
 
 SUFFIX = "_with_task_ids"
@@ -46,3 +49,9 @@ def with_task_ids(name: str) -> str:
         copies.append(copy)
     seqio.MixtureRegistry.add(mixture, list(zip(copies, rates, strict=True)))
     return mixture
+
+
+@gin.configurable
+def feature_vocabulary(name: str, feature: str) -> seqio.Vocabulary:
+    """The vocabulary of `feature` ('inputs' or 'targets') in mixture or task `name`."""
+    return data.get_mixture_or_task(name).output_features[feature].vocabulary
