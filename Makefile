@@ -30,12 +30,13 @@ TEST_WORKERS ?= auto
 test: $(STAMP) lint
 	$(VENV)/bin/pytest -q --durations=10 -n $(TEST_WORKERS) --dist loadfile tests
 
-# ~15 min on 2 cores: writes benchmarks/results/*.json and benchmarks/results/README.md.
+# ~30 min on 2 cores (compile_xxl: ~15): writes benchmarks/results/*.json and benchmarks/results/README.md.
 bench: $(STAMP)
 	$(PY) -m benchmarks.vs_torch
 	$(PY) -m benchmarks.profile_step
 	$(PY) -m benchmarks.method_overhead --repeats 3
 	TQDM_DISABLE=1 $(PY) -m benchmarks.trainer_throughput
+	$(PY) -m benchmarks.compile_xxl
 	$(PY) -m benchmarks.report
 
 clean:

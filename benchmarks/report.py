@@ -73,10 +73,44 @@ def trainer(result: dict) -> list[str]:
             f"({result['steps']} steps, windows of {result['log_period']})."]
 
 
+def compile_xxl(result: dict) -> list[str]:
+    """Peak GiB per device by method, size and rule set; XXL's parts under FSDP."""
+    gib = lambda n: f"{n / 2**30:.2f}"  # noqa: E731
+    sizes = result["sizes"]
+    columns = [(size, rules) for size in sizes for rules in sizes[size]]
+    mesh = result["mesh"]
+    lines = [f"### Peak memory per device, one train step compiled for {mesh['data']} x "
+             f"{mesh['model']} devices (GiB)", "",
+             "| method | " + " | ".join(f"{s} {r}" for s, r in columns) + " |",
+             "|---" * (len(columns) + 1) + "|"]
+    methods = sorted({m for rules in sizes.values() for rows in rules.values() for m in rows})
+    for method in methods:
+        cells = [sizes[s][r].get(method) for s, r in columns]
+        lines.append(f"| {method} | " + " | ".join(
+            "" if c is None else gib(c["peak"]) for c in cells) + " |")
+    lengths = result["lengths"]
+    lines += ["", f"Batch {result['batch_size']}, inputs {lengths['inputs']}, targets "
+              f"{lengths['targets']}, {result['num_tasks']} tasks; bf16 activations, float32 "
+              f"parameters, Adafactor factored, scanned layers, full remat. `1d`: parameters "
+              f"split over `model`; `fsdp`: over `data` too. Goal: <= {result['goal_gib']} "
+              f"GiB at XXL."]
+    fsdp = sizes.get("xxl", {}).get("fsdp")
+    if fsdp:
+        lines += ["", "XXL under FSDP, by part (GiB): arguments (state, batch) / temporaries / "
+                  "outputs not written into donated arguments / compile s", "",
+                  "| method | arguments | temporaries | own outputs | compile s |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {m} | {gib(r['arguments'])} | {gib(r['temporaries'])} | "
+                  f"{gib(r['outputs'] - r['aliased'])} | {r['compile_s']:.0f} |"
+                  for m, r in sorted(fsdp.items())]
+    return lines
+
+
 def main() -> None:
     sections, machine = [], None
     for name, render in (("vs_torch", vs_torch), ("profile_step", profile),
-                         ("method_overhead", overhead), ("trainer_throughput", trainer)):
+                         ("method_overhead", overhead), ("trainer_throughput", trainer),
+                         ("compile_xxl", compile_xxl)):
         result = load(name)
         if result is not None:
             machine = machine or result["machine"]
