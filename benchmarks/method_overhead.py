@@ -25,12 +25,11 @@ import numpy as np
 from benchmarks.common import interleaved, write_result
 from benchmarks.vs_torch import SIZES
 from hyperprompt import partitioning
-from hyperprompt.methods.base import registered
-from hyperprompt.model import EncoderDecoderModel
+from hyperprompt.methods.base import conditioner_of, registered
 from hyperprompt.models.configs import CONFIGS
-from hyperprompt.models.t5 import Transformer
 from hyperprompt.optim import layer_axes, make_optimizer
 from hyperprompt.state import abstract_boxed, init_state
+from hyperprompt.step_memory import build_model
 from hyperprompt.train import make_train_step
 
 BACKBONES = {"tiny": SIZES["tiny"][0], "small": CONFIGS["t5_1_1_small"],
@@ -44,10 +43,8 @@ class MethodStep:
     """One method's jitted, donated train step on its own state, with its peak memory."""
 
     def __init__(self, config, method: str, batch: dict, mesh):
-        conditioner = (None if method == "vanilla"
-                       else registered()[method].build(config, NUM_TASKS))
-        model = EncoderDecoderModel(Transformer(config, conditioner))
-        groups = () if conditioner is None else conditioner.param_groups()
+        model = build_model(config, method, NUM_TASKS)
+        groups = conditioner_of(model.module).param_groups()
         self.mesh = mesh
         with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
             boxed = abstract_boxed(model, LENGTHS)

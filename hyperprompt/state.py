@@ -64,6 +64,11 @@ def abstract_params(model: EncoderDecoderModel, feature_lengths: Mapping[str, in
     shardings = partitioning.param_shardings(abstract_boxed(model, feature_lengths), mesh)
     shapes = jax.eval_shape(lambda: nn.unbox(model.init(  # unbox inside the trace
         jax.random.PRNGKey(0), feature_lengths["inputs"], feature_lengths["targets"])["params"]))
+    return placed(shapes, shardings)
+
+
+def placed(shapes, shardings):
+    """A tree of ShapeDtypeStructs, each given the sharding at its place in `shardings`."""
     return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                         shapes, shardings)
 

@@ -19,12 +19,12 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from hyperprompt import partitioning
-from hyperprompt.methods.base import registered
+from hyperprompt.methods.base import conditioner_of, registered
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models.configs import T5Config
 from hyperprompt.models.t5 import Transformer
 from hyperprompt.optim import layer_axes, make_optimizer
-from hyperprompt.state import abstract_boxed, abstract_params
+from hyperprompt.state import abstract_boxed, abstract_params, placed
 from hyperprompt.train import make_train_step
 
 
@@ -45,9 +45,8 @@ class DeviceBytes:
 
 
 def build_model(config: T5Config, method: str, num_tasks: int) -> EncoderDecoderModel:
-    """The network of a registered method (`vanilla`: the bare T5) at `config`'s size."""
-    conditioner = None if method == "vanilla" else registered()[method].build(config, num_tasks)
-    return EncoderDecoderModel(Transformer(config, conditioner))
+    """The network of a registered method at `config`'s size."""
+    return EncoderDecoderModel(Transformer(config, registered()[method].build(config, num_tasks)))
 
 
 def batch_shapes(batch_size: int, lengths: Mapping[str, int], mesh
@@ -61,24 +60,18 @@ def batch_shapes(batch_size: int, lengths: Mapping[str, int], mesh
             "task_ids": jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharding)}
 
 
-def _placed(shapes, shardings):
-    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                        shapes, shardings)
-
-
 def compile_train_step(model: EncoderDecoderModel, lengths: Mapping[str, int],
                        batch_size: int, mesh, rules: partitioning.Rules,
                        optimizer=make_optimizer) -> jax.stages.Compiled:
     """The trainer's jitted, donated step for `model` (its method's parameter groups and
     layer-wise optimizer) lowered from abstract arrays and compiled for `mesh`."""
-    conditioner = model.module.conditioner
-    groups = () if conditioner is None else conditioner.param_groups()
+    groups = conditioner_of(model.module).param_groups()
     with nn.logical_axis_rules(rules), jax.set_mesh(mesh):
         tx: optax.GradientTransformation = optimizer(
             groups=groups, layer_axes=layer_axes(abstract_boxed(model, lengths)))
         params = abstract_params(model, lengths, mesh)
         init = jax.jit(tx.init).lower(params).compile()
-        opt_state = _placed(jax.eval_shape(tx.init, params), init.output_shardings)
+        opt_state = placed(jax.eval_shape(tx.init, params), init.output_shardings)
         step = jax.ShapeDtypeStruct((), jnp.int32, sharding=NamedSharding(mesh, PartitionSpec()))
         state = {"step": step, "params": params, "opt_state": opt_state}
         train_step = jax.jit(make_train_step(model, tx, 0, False), donate_argnums=0)
