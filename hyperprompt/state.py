@@ -59,9 +59,15 @@ def init_state(model: EncoderDecoderModel, tx: optax.GradientTransformation,
     return {"step": step, "params": params, "opt_state": opt_state}
 
 
-def abstract_params(model: EncoderDecoderModel, feature_lengths: Mapping[str, int], mesh):
-    """ShapeDtypeStructs of the parameters, each with its NamedSharding (no allocation)."""
-    shardings = partitioning.param_shardings(abstract_boxed(model, feature_lengths), mesh)
+def abstract_params(model: EncoderDecoderModel, feature_lengths: Mapping[str, int], mesh,
+                    boxed=None):
+    """ShapeDtypeStructs of the parameters, each with its NamedSharding (no allocation).
+
+    `boxed`: `abstract_boxed(model, feature_lengths)` when the caller has it.
+    """
+    if boxed is None:
+        boxed = abstract_boxed(model, feature_lengths)
+    shardings = partitioning.param_shardings(boxed, mesh)
     shapes = jax.eval_shape(lambda: nn.unbox(model.init(  # unbox inside the trace
         jax.random.PRNGKey(0), feature_lengths["inputs"], feature_lengths["targets"])["params"]))
     return placed(shapes, shardings)

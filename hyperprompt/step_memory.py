@@ -67,9 +67,9 @@ def compile_train_step(model: EncoderDecoderModel, lengths: Mapping[str, int],
     layer-wise optimizer) lowered from abstract arrays and compiled for `mesh`."""
     groups = conditioner_of(model.module).param_groups()
     with nn.logical_axis_rules(rules), jax.set_mesh(mesh):
-        tx: optax.GradientTransformation = optimizer(
-            groups=groups, layer_axes=layer_axes(abstract_boxed(model, lengths)))
-        params = abstract_params(model, lengths, mesh)
+        boxed = abstract_boxed(model, lengths)
+        tx: optax.GradientTransformation = optimizer(groups=groups, layer_axes=layer_axes(boxed))
+        params = abstract_params(model, lengths, mesh, boxed)
         init = jax.jit(tx.init).lower(params).compile()
         opt_state = placed(jax.eval_shape(tx.init, params), init.output_shardings)
         step = jax.ShapeDtypeStruct((), jnp.int32, sharding=NamedSharding(mesh, PartitionSpec()))

@@ -174,7 +174,8 @@ def train(
     with nn.logical_axis_rules(logical_axis_rules), jax.set_mesh(mesh):
         boxed = abstract_boxed(model, task_feature_lengths, seed)
         resume_step = checks.resumable(model_dir, run_info,
-                                       abstract_params(model, task_feature_lengths, mesh))
+                                       abstract_params(model, task_feature_lengths, mesh,
+                                                       boxed))
     if resume_step is None and initial_checkpoint_path:
         checks.initial_checkpoint(initial_checkpoint_path, model.module.config)
     checks.nonempty(registry, "train", task_feature_lengths)
