@@ -107,7 +107,8 @@ def test_two_processes_preempted_and_resumed_equal_one_process(tmp_path):
                                [r["loss"] for r in reference], rtol=1e-6)
     assert len(os.listdir(two / "tensorboard")) == 2  # process 0's, once per start
     # The final eval: each process decoded its rows of every batch; the gathered metrics
-    # are the one-process run's.
+    # are the one-process run's. Weak: after 12 steps the model answers nearly every example
+    # alike, so a process keeping only its own rows (planted) still passes.
     results = json.loads((two / "results.json").read_text())
     assert len(results) == 4 and results == json.loads((one / "results.json").read_text())
     got, want = final_params(two), final_params(one)
