@@ -378,6 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             macros.check()
             with warnings.catch_warnings():  # restores showwarning on exit
                 warnings.showwarning = _show_warning
+                startup.ignore_unawaited_reads()
                 status = run(args.command, args)
     except UsageError as e:  # gin appends "In call to configurable ..." lines: keep line one
         if startup.debugging():  # the cause's traceback (e.g. the OSError behind a write)

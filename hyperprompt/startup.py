@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 
 from hyperprompt.errors import Stopped
@@ -62,6 +63,16 @@ def _keep(record: logging.LogRecord) -> bool:
 # What orbax's other reads, still in flight when a damaged checkpoint failed to restore,
 # raise where nobody can catch them (the failure itself is reported in one line).
 RESTORE_NOISE = ("Event loop is closed", "Encountered error while reading array index")
+
+
+# The same reads, when the garbage collector finds them later, as a RuntimeWarning (it may
+# surface in any later command of the process, attributed to whatever line was running).
+UNAWAITED = r"coroutine '.*' was never awaited"
+
+
+def ignore_unawaited_reads() -> None:
+    """Inside a warnings.catch_warnings(): drop the UNAWAITED RuntimeWarnings."""
+    warnings.filterwarnings("ignore", UNAWAITED, RuntimeWarning)
 
 
 def _drop_restore_noise(unraisable) -> None:

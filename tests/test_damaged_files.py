@@ -1,9 +1,11 @@
 """Damaged run files: skipped log lines, a truncated registry, damaged checkpoints, and
 writes that a kill cannot leave half done. Each gives one line naming the file."""
 
+import gc
 import shutil
 import sys
 import types
+import warnings
 
 import pytest
 
@@ -115,3 +117,17 @@ def test_restore_noise_is_dropped_and_other_errors_kept(capsys, monkeypatch):
                   Exception("Encountered error while reading array index: (slice(0, 32, 1),")):
         startup._drop_restore_noise(types.SimpleNamespace(exc_value=error))
     assert capsys.readouterr().err == "reported: something else\n"
+
+
+def test_unawaited_restore_reads_are_dropped_and_other_warnings_kept(capsys, monkeypatch):
+    async def read_chunk():  # what a failed orbax restore leaves for the garbage collector
+        return None
+
+    def command(name, args):
+        read_chunk()  # created, never awaited: CPython warns when it is collected
+        gc.collect()
+        warnings.warn("another library's warning", RuntimeWarning, stacklevel=1)
+
+    monkeypatch.setattr(cli, "run", command)
+    code, err = run_cli(["eval", "--gin_file=experiments/quickstart.gin"], capsys)
+    assert code == 0 and len(err) == 2 and "another library's warning" in err[0], err
