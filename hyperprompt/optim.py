@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -157,6 +157,15 @@ def layerwise(inner: optax.GradientTransformation, axes: Mapping[str, int]
     return optax.GradientTransformation(init, update)
 
 
+class Optimizer(NamedTuple):
+    """An optax transformation that also names the parameters it never updates, so the
+    train step can leave them out of differentiation (`train.make_train_step`)."""
+
+    init: optax.TransformInitFn
+    update: optax.TransformUpdateExtraArgsFn
+    frozen: Callable[[Any], Any]  # params -> tree of bools (True: frozen)
+
+
 def make_optimizer(
     name: str = "adafactor",
     learning_rate: float | optax.Schedule = 1e-3,
@@ -169,7 +178,7 @@ def make_optimizer(
     group_learning_rates: Mapping[str, float] | None = None,
     groups: Sequence[ParamGroup] = (),
     layer_axes: Mapping[str, int] | None = None,
-) -> optax.GradientTransformation:
+) -> Optimizer:
     """The run's optimizer (`Settings` fields) with parameter groups.
 
     `frozen` and `group_learning_rates` (path regexes, e.g. from gin) come first, then
@@ -192,4 +201,7 @@ def make_optimizer(
     for label, build in per_label.items():
         transforms[label] = build()
         transforms[label + STACKED] = layerwise(build(), axes)
-    return optax.multi_transform(transforms, lambda params: param_labels(params, groups, axes))
+    labels = lambda params: param_labels(params, groups, axes)  # noqa: E731
+    tx = optax.multi_transform(transforms, labels)
+    return Optimizer(tx.init, tx.update,
+                     lambda params: jax.tree.map(lambda label: label == FROZEN, labels(params)))

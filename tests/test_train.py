@@ -8,6 +8,7 @@ import shutil
 import flax.linen as nn
 import jax
 import numpy as np
+import optax
 import orbax.checkpoint as ocp
 import pytest
 
@@ -20,7 +21,7 @@ from hyperprompt.models.configs import T5Config
 from hyperprompt.models.t5 import Transformer
 from hyperprompt.optim import make_optimizer
 from hyperprompt.state import init_state, restore_trained
-from hyperprompt.train import train
+from hyperprompt.train import make_train_step, train
 
 pytestmark = pytest.mark.slow  # conftest: handed out first
 
@@ -94,6 +95,31 @@ def test_restored_state_gives_the_saved_logits(tmp_path, tiny_config):
         want = model.logits(saved["params"], batch)
         assert not np.allclose(model.logits(fresh["params"], batch), want)
         np.testing.assert_array_equal(model.logits(restored["params"], batch), want)
+
+
+def test_frozen_parameters_are_not_differentiated(tiny_config):
+    """Prompt Tuning freezes the backbone: the step's gradient norm is the prompts' alone
+    (jax.grad of the loss by the prompts), and the backbone is returned unchanged."""
+    prompts = PromptTuning(num_tasks=2, prompt_length=3)
+    model = EncoderDecoderModel(Transformer(tiny_config, prompts))
+    mesh = partitioning.make_mesh(1)
+    lengths = {"inputs": 6, "targets": 4}
+    batch = {"encoder_input_tokens": np.array([[5, 6, 1, 0]] * 8, np.int32),
+             "decoder_input_tokens": np.array([[0, 7, 8, 0]] * 8, np.int32),
+             "decoder_target_tokens": np.array([[7, 8, 1, 0]] * 8, np.int32),
+             "task_ids": np.array([0, 1] * 4, np.int32)}
+    with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
+        tx = make_optimizer(groups=prompts.param_groups())
+        state = init_state(model, tx, lengths, mesh, seed=1)
+        prompts = state["params"]["conditioner"]
+        backbone = {k: v for k, v in state["params"].items() if k != "conditioner"}
+        by_prompts = jax.grad(lambda c: model.loss_fn({**backbone, "conditioner": c}, batch,
+                                                      None)[0])(prompts)
+        new, metrics = make_train_step(model, tx, 0, False)(state, batch)
+    assert float(metrics["grad_norm"]) == pytest.approx(float(optax.tree.norm(by_prompts)),
+                                                        rel=1e-5)
+    jax.tree.map(np.testing.assert_array_equal, {k: new["params"][k] for k in backbone},
+                 backbone)
 
 
 def test_a_data_pipeline_permission_error_is_not_called_a_full_disk(tmp_path, monkeypatch):
