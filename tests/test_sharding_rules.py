@@ -2,6 +2,8 @@
 method under the most split rule set (2-D activations and FSDP parameters), vanilla under
 each of t5x's rule sets; the rules place what they say."""
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import numpy as np
@@ -14,7 +16,7 @@ from hyperprompt.methods.base import registered
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models.configs import T5Config
 from hyperprompt.models.t5 import Transformer
-from hyperprompt.optim import make_optimizer
+from hyperprompt.optim import flat_paths, make_optimizer
 from hyperprompt.state import abstract_boxed, init_state
 from hyperprompt.train import make_train_step
 
@@ -82,6 +84,24 @@ def test_fsdp_splits_parameters_and_optimizer_state_over_data():
     assert {s.data.shape for s in moments[0].addressable_shards} == {(8, 32)}  # (32/4, 64/2)
     embedding = state["params"]["token_embedder"]["embedding"]  # (vocab, embed)
     assert embedding.sharding.spec == PartitionSpec("model", "data")
+
+
+@pytest.mark.parametrize("method", sorted(set(registered()) - {"vanilla"}))
+def test_fsdp_splits_every_method_parameter_with_a_model_width_axis(method):
+    """Method parameters are named like the backbone's: an axis of the model width d is
+    `embed`, which FSDP splits over `data` (unnamed, a HyperFormer generator stayed whole
+    on every device: 49 GiB of arguments at XXL). d = 96 matches no method's other sizes."""
+    config = dataclasses.replace(CONFIG, emb_dim=96)
+    model = EncoderDecoderModel(Transformer(config, registered()[method].build(config, 2)))
+    fsdp = partitioning.standard_logical_axis_rules(parameter_partitioning_dims=2)
+    boxed = abstract_boxed(model, LENGTHS)
+    shapes = flat_paths(nn.unbox(boxed)["conditioner"])
+    specs = flat_paths(partitioning.param_shardings(boxed, partitioning.make_mesh(2),
+                                                    fsdp)["conditioner"])
+    assert shapes
+    whole = [path for path, x in shapes.items()
+             if config.emb_dim in x.shape and "data" not in specs[path].spec]
+    assert not whole, whole
 
 
 def test_one_d_rules_split_the_wide_axes_over_model():

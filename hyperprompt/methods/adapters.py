@@ -54,6 +54,13 @@ def adapter_shapes(d: int, bottleneck: int) -> dict[str, tuple[int, ...]]:
             "up_bias": (d,), "norm_scale": (d,), "norm_bias": (d,)}
 
 
+# name -> logical axis names of `adapter_shapes`: the model width is `embed` (split over
+# `data` by the FSDP rules, as the backbone's), the bottleneck is never split.
+ADAPTER_AXES: dict[str, tuple[str | None, ...]] = {
+    "down": ("embed", None), "down_bias": (None,), "up": (None, "embed"), "up_bias": ("embed",),
+    "norm_scale": ("embed",), "norm_bias": ("embed",)}
+
+
 def apply_adapter(params: Mapping[str, jax.Array], position: int, y: jax.Array,
                   norm: tuple[jax.Array, jax.Array]) -> jax.Array:
     """The `adapter` LayerHook fn of one layer: y [B, T, d] -> adapter(y) [B, T, d].
@@ -119,7 +126,7 @@ class Adapters(Method):
                                               self.bottleneck(self.config.emb_dim)).items():
                 init = {"down": nn.initializers.normal(STD), "up": nn.initializers.normal(STD),
                         "norm_scale": nn.initializers.ones}.get(name, nn.initializers.zeros)
-                axes = ("task", "layers", None) + (None,) * len(shape)
+                axes = ("task", "layers", None, *ADAPTER_AXES[name])
                 weights[name] = self.param(f"{stack}_{name}", nn.with_logical_partitioning(
                     init, axes), (sets, depth, POSITIONS, *shape))
             stacks[stack] = stack_conditioning(weights, ids)

@@ -37,6 +37,7 @@ import numpy as np
 
 from hyperprompt import prompt_bank
 from hyperprompt.errors import UsageError
+from hyperprompt.methods.adapters import ADAPTER_AXES
 from hyperprompt.methods.base import Method, Params, register
 from hyperprompt.methods.prompt_tuning import sample_vocab_rows
 from hyperprompt.models.conditioning import Conditioning
@@ -188,7 +189,9 @@ class Attempt(Method):
                                      f"{stored[name].shape}, not {shapes[name]}; use one of "
                                      f"this backbone's size and bottleneck.")
                 return jnp.broadcast_to(jnp.asarray(stored[name], dtype), shape)
-            return nn.with_logical_partitioning(fn, ("task", *[None] * len(shapes[name])))
+            # d is `embed` (FSDP splits it over `data`), as an adapter's (ADAPTER_AXES)
+            return nn.with_logical_partitioning(
+                fn, ("task", *ADAPTER_AXES[name.removeprefix("attention_")]))
 
         w = {name: self.param(name, init(name), (g, *shapes[name])) for name in G_PARAMS}
         slot = task_ids if g > 1 else jnp.zeros_like(task_ids)

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from hyperprompt.methods.adapters import (
+    ADAPTER_AXES,
     FREEZE_BACKBONE_BUT_NORMS,
     POSITIONS,
     STD,
@@ -105,18 +106,24 @@ class HyperFormer(Method):
                 jnp.broadcast_to(layers[None, :, None], (*grid, t)),
                 jnp.broadcast_to(positions[None, None], (*grid, t))], axis=-1)
             embedding = self._project(stack, inputs)  # [T, L, 2, p]
-            generator_axes = ()
+            per_layer = ()
         else:
             embedding = jnp.broadcast_to(self._project(stack, tasks)[:, None, None],
                                          (*grid, self.projected_dim))
-            generator_axes = (depth, POSITIONS)
+            per_layer = ((depth, "layers"), (POSITIONS, None))
+        lead = tuple(n for n, _ in per_layer)
+        lead_axes = tuple(a for _, a in per_layer)
         weights = {}
         for name, shape in self.shapes(self.config).items():
-            size = math.prod(shape)
-            kernel = self._param(f"{stack}_{name}_generator",
-                                 (*generator_axes, self.projected_dim, size), STD)
-            bias = self._param(f"{stack}_{name}_generator_bias", (*generator_axes, size), 0.0)
-            if generator_axes:  # per layer and position
+            # kernel [(L, 2,) p, *shape], bias [(L, 2,) *shape]: the generated weight's axes
+            # keep their names (ADAPTER_AXES), so FSDP splits the generators as the backbone.
+            kernel = self._param(f"{stack}_{name}_generator", (*lead, self.projected_dim, *shape),
+                                 STD, (*lead_axes, None, *ADAPTER_AXES[name]))
+            bias = self._param(f"{stack}_{name}_generator_bias", (*lead, *shape), 0.0,
+                               (*lead_axes, *ADAPTER_AXES[name]))
+            kernel = kernel.reshape(*lead, self.projected_dim, math.prod(shape))
+            bias = bias.reshape(*lead, math.prod(shape))
+            if per_layer:
                 out = jnp.einsum("tlqc,lqco->tlqo", embedding, kernel) + bias
             else:
                 out = jnp.einsum("tlqc,co->tlqo", embedding, kernel) + bias
@@ -138,9 +145,12 @@ class HyperFormer(Method):
         return normed * gain + self.param(f"{stack}_projector_norm_bias",
                                           nn.initializers.zeros, (p,))
 
-    def _param(self, name: str, shape: tuple[int, ...], std: float) -> jax.Array:
+    def _param(self, name: str, shape: tuple[int, ...], std: float,
+               axes: tuple[str | None, ...] | None = None) -> jax.Array:
+        """N(0, std^2) (zeros when std is 0), with logical axis names when given."""
         init = nn.initializers.normal(std) if std else nn.initializers.zeros
-        return self.param(name, init, shape)
+        return self.param(name, nn.with_logical_partitioning(init, axes) if axes else init,
+                          shape)
 
     @nn.nowrap
     def param_groups(self) -> Sequence[ParamGroup]:

@@ -179,7 +179,7 @@ class HyperGrid(Method):
         for stack, depth in self.stack_depths(self.config).items():
             generators = {
                 name: {gen: self.param(f"{stack}_{name}_{gen}", nn.with_logical_partitioning(
-                    _init(gen), ("layers",) + (None,) * len(shape)), (depth, *shape))
+                    _init(gen), ("layers", *_generator_axes(name, gen))), (depth, *shape))
                     for gen, shape in gens.items()}
                 for name, gens in self.generator_shapes(self.config).items()}
             params = {"generators": generators}
@@ -197,6 +197,17 @@ class HyperGrid(Method):
     @nn.nowrap
     def label(self) -> str:
         return f"HyperGrid-{self.variant.upper()}"
+
+
+def _generator_axes(matrix: str, generator: str) -> tuple[str | None, ...]:
+    """Logical axis names of a generator without its layers axis: d_m is `embed` (split over
+    `data` by FSDP, as the backbone's); L's out axis is its gated matrix's (`mlp` for wi,
+    left unsplit for wo, whose out is d_m again); grid sizes are never split."""
+    if generator == "G_c":
+        return (None,)
+    if generator == "U":
+        return ("embed", None if matrix == "wo" else "mlp")
+    return ("embed", None)
 
 
 def _init(generator: str):

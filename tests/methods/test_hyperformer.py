@@ -71,7 +71,8 @@ def numpy_weights(p, variant, stack, depth, m, layer, q, shapes):
         kernel, bias = p[f"{stack}_{name}_generator"], p[f"{stack}_{name}_generator_bias"]
         if variant == "hyperformer":
             kernel, bias = kernel[layer, q], bias[layer, q]
-        out[name] = (emb @ np.asarray(kernel, np.float64) + bias).reshape(shapes[name])
+        kernel = np.asarray(kernel, np.float64).reshape(len(emb), -1)  # [p, *shape] -> [p, n]
+        out[name] = (emb @ kernel + np.ravel(bias)).reshape(shapes[name])
     return out
 
 
@@ -115,8 +116,9 @@ def test_generators_set_to_emit_adapters_equal_the_adapter_method(tiny_config):
         for name in NAMES:
             want = np.asarray(targets[f"{stack}_{name}"], np.float64).reshape(len(emb), -1)
             solution = np.linalg.lstsq(system, want, rcond=None)[0]
-            hp[f"{stack}_{name}_generator"] = solution[:-1].astype(np.float32)
-            hp[f"{stack}_{name}_generator_bias"] = solution[-1].astype(np.float32)
+            for key, rows in (("generator", solution[:-1]), ("generator_bias", solution[-1])):
+                key = f"{stack}_{name}_{key}"
+                hp[key] = rows.reshape(hp[key].shape).astype(np.float32)
     h_params = {**a_params, "conditioner": hp}  # the same backbone
     want = a_model.logits(a_params, BATCH)
     np.testing.assert_allclose(h_model.logits(h_params, BATCH), want, rtol=1e-4, atol=1e-4)
