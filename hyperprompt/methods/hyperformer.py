@@ -121,13 +121,12 @@ class HyperFormer(Method):
                                  STD, (*lead_axes, None, *ADAPTER_AXES[name]))
             bias = self._param(f"{stack}_{name}_generator_bias", (*lead, *shape), 0.0,
                                (*lead_axes, *ADAPTER_AXES[name]))
-            kernel = kernel.reshape(*lead, self.projected_dim, math.prod(shape))
-            bias = bias.reshape(*lead, math.prod(shape))
-            if per_layer:
-                out = jnp.einsum("tlqc,lqco->tlqo", embedding, kernel) + bias
-            else:
-                out = jnp.einsum("tlqc,co->tlqo", embedding, kernel) + bias
-            weights[name] = out.reshape(*grid, *shape)
+            # No reshape to [p, n]: flattening `up`'s split d axis made XLA gather the
+            # generators whole (21 GB of temporaries at XXL with FSDP).
+            out = jnp.einsum("tlqc,lqc...->tlq..." if per_layer else "tlqc,c...->tlq...",
+                             embedding, kernel) + bias
+            weights[name] = nn.with_logical_constraint(  # [T, L, 2, *shape]
+                out, ("task", "layers", None, *ADAPTER_AXES[name]))
         return weights
 
     def _project(self, stack: str, inputs: jax.Array) -> jax.Array:
