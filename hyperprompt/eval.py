@@ -17,6 +17,7 @@ from rich.table import Table
 
 from hyperprompt import checkpoints, data, partitioning
 from hyperprompt.errors import UsageError
+from hyperprompt.files import write_jsonl
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.state import restore_trained
 from hyperprompt.tasks import postprocessors
@@ -79,6 +80,8 @@ class Evaluator:
         self.sets: dict[str, EvalSet] = {}
         # Tasks with unparsable predictions in the last evaluation -> how many.
         self.invalid: dict[str, int] = {}
+        # The last evaluation's output text of each task's examples.
+        self.texts: dict[str, list[str]] = {}
         for task, (_, task_id) in zip(self.tasks, pairs, strict=True):
             ds = data.task_dataset(task.name, task_id, split, None, False, None)
             if num_examples is not None:
@@ -114,11 +117,12 @@ class Evaluator:
 
     def evaluate(self, params) -> dict[str, dict[str, float]]:
         """{task: {metric: value}} over the eval tasks; counts unparsable predictions."""
-        results, self.invalid = {}, {}
+        results, self.invalid, self.texts = {}, {}, {}
         for task in self.tasks:
             if not task.metric_fns:  # e.g. diagnostics scored only by the leaderboard
                 continue
-            predictions = self.predictions(params, task)
+            self.texts[task.name] = self.decode(params, task)
+            predictions = self.predictions(params, task, self.texts[task.name])
             if invalid := sum(map(postprocessors.is_invalid, predictions)):
                 self.invalid[task.name] = invalid
             metrics = {}
@@ -126,6 +130,21 @@ class Evaluator:
                 metrics.update(metric_fn(self.sets[task.name].targets, predictions))
             results[task.name] = {k: float(v) for k, v in metrics.items()}
         return results
+
+
+def write_predictions(evaluator: Evaluator, directory: str, step: int) -> None:
+    """The last evaluation's outputs as `{task}-{step}.jsonl` in `directory` (as t5x's
+    inference evaluator writes them): input, target and prediction text of every example,
+    in the split's order; by process 0 alone (every process holds all rows)."""
+    if jax.process_index() != 0:
+        return
+    for name, texts in evaluator.texts.items():
+        rows = [{"input": text, "target": ex["targets_pretokenized"].decode(),
+                 "prediction": prediction}
+                for text, ex, prediction in zip(evaluator.sets[name].inputs,
+                                                evaluator.sets[name].examples, texts,
+                                                strict=True)]
+        write_jsonl(os.path.join(directory, f"{name}-{step}.jsonl"), rows)
 
 
 def flatten_results(results: Mapping[str, Mapping[str, float]]) -> dict[str, float]:

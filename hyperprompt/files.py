@@ -34,3 +34,10 @@ def write_json(path: str, value: Any) -> None:
     """`value` as indented JSON at `path`, atomically."""
     with atomic_write(path) as f:
         json.dump(value, f, indent=1)
+
+
+def write_jsonl(path: str, rows: list[dict]) -> None:
+    """`rows` as JSON lines at `path` (its folder made), atomically."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic_write(path) as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)

@@ -20,7 +20,7 @@ import seqio
 from hyperprompt import data
 from hyperprompt.errors import UsageError
 from hyperprompt.eval import Evaluator, Predictor, restored_run, saved_registry
-from hyperprompt.files import atomic_write
+from hyperprompt.files import write_jsonl
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.tasks.submission import write_submission
 
@@ -163,8 +163,5 @@ def _wnli_majority(lengths: Mapping[str, int]) -> list[tuple[dict, int]]:
 
 def _write(path: str, rows: list[dict]) -> None:
     """The rows as JSONL (by process 0 alone; every process holds them all)."""
-    if jax.process_index() != 0:
-        return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with atomic_write(path) as f:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
+    if jax.process_index() == 0:
+        write_jsonl(path, rows)

@@ -34,6 +34,7 @@ from hyperprompt.run_log import RunLog
 from hyperprompt.state import abstract_boxed, abstract_params, init_state
 
 CONFIG_FILE = "config.gin"
+PREDICTIONS_DIR = "eval_predictions"  # {task}-{step}.jsonl of every evaluation
 
 
 def make_train_step(model: EncoderDecoderModel, tx: optax.GradientTransformation | Optimizer,
@@ -331,6 +332,9 @@ class _Loop:
                 self.check_finite(*pending)
                 results = self.evaluator.evaluate(state["params"])
                 self.record("eval", step, eval_lib.flatten_results(results))
+                with writing(self.model_dir):
+                    eval_lib.write_predictions(self.evaluator, os.path.join(
+                        self.model_dir, PREDICTIONS_DIR), step)
                 bar.write(f"step {step}: " + eval_lib.one_line(results))
                 if self.evaluator.invalid:  # counted wrong; logged so a user can see why
                     self.record("eval_invalid", step, self.evaluator.invalid, tensorboard=False)

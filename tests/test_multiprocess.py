@@ -2,8 +2,8 @@
 
 The two-process run is stopped by SIGTERM to both and resumed; its losses at every step,
 its final parameters (1e-6) and its final evaluation (each process decodes its rows of the
-eval batches, the metrics from the gathered predictions) equal a one-process run's on the
-same 8-device mesh, and only process 0 writes the run's files.
+eval batches; the gathered predictions, example by example) equal a one-process run's on
+the same 8-device mesh, and only process 0 writes the run's files.
 """
 
 import json
@@ -68,6 +68,12 @@ def log_records(model_dir) -> list[dict]:
     return [r for r in map(json.loads, path.read_text().splitlines()) if r["kind"] == "train"]
 
 
+def predictions(model_dir, task) -> list[tuple[str, str]]:
+    """(input, prediction) of each example of the final evaluation."""
+    path = model_dir / "eval_predictions" / f"{task}-{STEPS}.jsonl"
+    return [(r["input"], r["prediction"]) for r in map(json.loads, path.open())]
+
+
 def final_params(model_dir) -> dict:
     """{path: numpy array} of the last checkpoint's parameters (placed on no mesh)."""
     item = str(model_dir / "checkpoints" / str(STEPS) / "default")
@@ -106,11 +112,16 @@ def test_two_processes_preempted_and_resumed_equal_one_process(tmp_path):
     np.testing.assert_allclose([r["loss"] for r in resumed],
                                [r["loss"] for r in reference], rtol=1e-6)
     assert len(os.listdir(two / "tensorboard")) == 2  # process 0's, once per start
-    # The final eval: each process decoded its rows of every batch; the gathered metrics
-    # are the one-process run's. Weak: after 12 steps the model answers nearly every example
-    # alike, so a process keeping only its own rows (planted) still passes.
+    # The final eval: each process decoded its rows of every batch; the gathered
+    # predictions, example by example, are the one-process run's (and so the metrics).
     results = json.loads((two / "results.json").read_text())
     assert len(results) == 4 and results == json.loads((one / "results.json").read_text())
+    for task in results:
+        got, want = (predictions(run, task) for run in (two, one))
+        assert got == want and len(got) == 8, task
+    # Most examples get their own answer, so a process that kept only its own rows would
+    # show (planted: it did).
+    assert sum(len(set(predictions(one, task))) for task in results) >= 16
     got, want = final_params(two), final_params(one)
     assert got.keys() == want.keys()
     for key, value in want.items():

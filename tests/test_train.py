@@ -11,6 +11,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 import pytest
+import seqio
 
 from hyperprompt import checkpoints, cli, data, partitioning
 from hyperprompt.errors import UsageError
@@ -73,6 +74,20 @@ def test_restart_resumes_from_latest_and_matches_uninterrupted(straight_and_resu
         np.testing.assert_array_equal(a, b)
     assert (resumed / "training_curves.png").stat().st_size > 0
     assert data.load_registry(str(resumed)) == data.task_registry("synthetic_mtl")
+
+
+def test_each_evaluation_writes_every_examples_prediction(straight_and_resumed):
+    """eval_predictions/{task}-{step}.jsonl: the split's first 8 examples in order (read
+    here from seqio directly), each with the model's output text."""
+    straight, _, results = straight_and_resumed
+    for task in results:
+        rows = [json.loads(line) for line in
+                (straight / "eval_predictions" / f"{task}-4.jsonl").read_text().splitlines()]
+        source = seqio.get_mixture_or_task(task).get_dataset(None, "validation", shuffle=False)
+        want = [(ex["inputs_pretokenized"].decode(), ex["targets_pretokenized"].decode())
+                for ex in source.take(8).as_numpy_iterator()]
+        assert [(r["input"], r["target"]) for r in rows] == want, task
+        assert all(isinstance(r["prediction"], str) for r in rows)
 
 
 def test_restored_state_gives_the_saved_logits(tmp_path, tiny_config):
