@@ -138,14 +138,14 @@ class HyperPrompt(Method):
             jnp.broadcast_to(task_emb[None], (depth, self.num_tasks, t_in)),
             jnp.broadcast_to(layer_emb[:, None], (depth, self.num_tasks, t_in))], axis=-1)
         layer_task = nn.relu(pairs @ w1) @ w2  # I^j_m [L, T, t]
-        w_down = _scaled_param(self, f"{stack}_global_down", (2, t, d * b), (None, None, None),
-                               STD * t ** -0.5)
-        w_up = _scaled_param(self, f"{stack}_global_up", (2, t, b * hd), (None, None, None),
-                             STD * t ** -0.5)
-        down = jnp.einsum("ltc,kcx->kltx", layer_task, w_down)
-        up = jnp.einsum("ltc,kcx->kltx", layer_task, w_up)
-        return (down.reshape(2, depth, self.num_tasks, d, b),
-                up.reshape(2, depth, self.num_tasks, b, hd))
+        # H_k, H_v hold each generated matrix's own axes (named like the local D, U), so
+        # FSDP splits them and XLA never reshapes through a split axis.
+        w_down = _scaled_param(self, f"{stack}_global_down", (2, t, d, b),
+                               (None, None, "embed", None), STD * t ** -0.5)
+        w_up = _scaled_param(self, f"{stack}_global_up", (2, t, b, hd),
+                             (None, None, None, "joined_kv"), STD * t ** -0.5)
+        return (jnp.einsum("ltc,kcdb->kltdb", layer_task, w_down),
+                jnp.einsum("ltc,kcbh->kltbh", layer_task, w_up))
 
     @nn.nowrap
     def parameter_count(self, config: T5Config) -> int:

@@ -53,9 +53,9 @@ def naive_prefixes(p, variant, stack, depth, task_ids, heads, head_dim):
                     # Stored N(0, 1), used times their init scale (He, fan-in, hyperfan-in).
                     hidden = relu(pair @ p[f"{stack}_h_t_hidden"] * T_IN ** -0.5)
                     emb = hidden @ p[f"{stack}_h_t_out"] * T ** -0.5
-                    d, w_scale = prompts.shape[-1], 0.02 * T ** -0.5
-                    down = (emb @ p[f"{stack}_global_down"][kv] * w_scale).reshape(d, BOTTLENECK)
-                    up = (emb @ p[f"{stack}_global_up"][kv] * w_scale).reshape(BOTTLENECK, -1)
+                    w_scale = 0.02 * T ** -0.5
+                    down = np.einsum("c,cdb->db", emb, p[f"{stack}_global_down"][kv]) * w_scale
+                    up = np.einsum("c,cbh->bh", emb, p[f"{stack}_global_up"][kv]) * w_scale
                 hyper = relu(prompts[m] @ np.asarray(down)) @ np.asarray(up)
                 out[kv, j, i] = hyper.reshape(LENGTH, heads, head_dim)
     return out
