@@ -88,13 +88,17 @@ def test_fsdp_splits_parameters_and_optimizer_state_over_data():
 
 @pytest.mark.parametrize("method", sorted(set(registered()) - {"vanilla"}))
 def test_fsdp_splits_every_method_parameter_with_a_model_width_axis(method):
-    """Method parameters are named like the backbone's: an axis of the model width d is
+    """Method parameters have logical axis names, like the backbone's: an axis of width d is
     `embed`, which FSDP splits over `data` (unnamed, a HyperFormer generator stayed whole
     on every device: 49 GiB of arguments at XXL). d = 96 matches no method's other sizes."""
     config = dataclasses.replace(CONFIG, emb_dim=96)
     model = EncoderDecoderModel(Transformer(config, registered()[method].build(config, 2)))
     fsdp = partitioning.standard_logical_axis_rules(parameter_partitioning_dims=2)
     boxed = abstract_boxed(model, LENGTHS)
+    unnamed = [path for path, x in flat_paths(jax.tree.map(
+        lambda x: isinstance(x, nn.LogicallyPartitioned), boxed["conditioner"],
+        is_leaf=lambda x: isinstance(x, nn.Partitioned))).items() if not x]
+    assert not unnamed, unnamed  # every method parameter has logical axis names
     shapes = flat_paths(nn.unbox(boxed)["conditioner"])
     specs = flat_paths(partitioning.param_shardings(boxed, partitioning.make_mesh(2),
                                                     fsdp)["conditioner"])

@@ -140,15 +140,15 @@ class HyperFormer(Method):
         mean = out.mean(-1, keepdims=True)
         normed = (out - mean) * jax.lax.rsqrt(((out - mean) ** 2).mean(-1, keepdims=True)
                                               + PROJECTOR_EPS)
-        gain = self.param(f"{stack}_projector_norm_scale", nn.initializers.ones, (p,))
-        return normed * gain + self.param(f"{stack}_projector_norm_bias",
-                                          nn.initializers.zeros, (p,))
+        gain = self.param(f"{stack}_projector_norm_scale",
+                          nn.with_logical_partitioning(nn.initializers.ones, (None,)), (p,))
+        return normed * gain + self._param(f"{stack}_projector_norm_bias", (p,), 0.0)
 
     def _param(self, name: str, shape: tuple[int, ...], std: float,
                axes: tuple[str | None, ...] | None = None) -> jax.Array:
-        """N(0, std^2) (zeros when std is 0), with logical axis names when given."""
+        """N(0, std^2) (zeros when std is 0) with logical axis names (unsplit if not given)."""
         init = nn.initializers.normal(std) if std else nn.initializers.zeros
-        return self.param(name, nn.with_logical_partitioning(init, axes) if axes else init,
+        return self.param(name, nn.with_logical_partitioning(init, axes or (None,) * len(shape)),
                           shape)
 
     @nn.nowrap
