@@ -201,7 +201,7 @@ def make_optimizer(
     for label, build in per_label.items():
         transforms[label] = build()
         transforms[label + STACKED] = layerwise(build(), axes)
-    labels = lambda params: param_labels(params, groups, axes)  # noqa: E731
+    labels = lambda params: param_labels(params, groups, axes)
     tx = optax.multi_transform(transforms, labels)
     return Optimizer(tx.init, tx.update,
                      lambda params: jax.tree.map(lambda label: label == FROZEN, labels(params)))

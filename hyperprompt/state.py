@@ -15,6 +15,7 @@ from hyperprompt import checkpoints, partitioning
 from hyperprompt.errors import UsageError
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models import layout
+from hyperprompt.optim import layer_axes, param_path
 
 
 def abstract_boxed(model: EncoderDecoderModel, feature_lengths: Mapping[str, int],
@@ -54,9 +55,46 @@ def init_state(model: EncoderDecoderModel, tx: optax.GradientTransformation,
         boxed = abstract_boxed(model, feature_lengths, seed)
     shardings = partitioning.param_shardings(boxed, mesh)
     params = params_initializer(model, feature_lengths, seed, shardings)()
-    opt_state = jax.jit(tx.init)(params)
+    opt_state = optimizer_initializer(tx, params, layer_axes(boxed))(params)
     step = jax.device_put(jnp.zeros((), jnp.int32), NamedSharding(mesh, PartitionSpec()))
     return {"step": step, "params": params, "opt_state": opt_state}
+
+
+def optimizer_initializer(tx: optax.GradientTransformation, params,
+                          layers: Mapping[str, int] | None = None):
+    """The jitted `params -> opt_state`, each statistic of a parameter's shape (moments,
+    unfactored second moments) placed like its parameter. optax makes them with
+    `zeros_like`, which ties them to nothing: XLA may keep a whole copy on every device.
+
+    `params`: arrays or ShapeDtypeStructs with shardings; `layers`: {path: axis} of the
+    parameters optimised layer by layer (`optim.layer_axes`), whose statistics lead with it.
+    """
+    placed_like = {param_path(path): x for path, x in
+                   jax.tree_util.tree_flatten_with_path(params)[0]}
+    layers = layers or {}
+
+    def constrain(path, leaf):
+        keys = []  # the trailing dict keys: the parameter's path inside the state
+        for key in reversed(path):
+            if not isinstance(key, jax.tree_util.DictKey):
+                break
+            keys.insert(0, key)
+        name = param_path(keys)
+        like = placed_like.get(name)
+        if like is None:
+            return leaf
+        spec = list(like.sharding.spec) + [None] * (len(like.shape) - len(like.sharding.spec))
+        shape = list(like.shape)
+        if name in layers:  # stacked statistics: the layers axis first
+            axis = layers[name]
+            shape.insert(0, shape.pop(axis))
+            spec.insert(0, spec.pop(axis))
+        if tuple(shape) != leaf.shape:  # factored or scalar
+            return leaf
+        return jax.lax.with_sharding_constraint(
+            leaf, NamedSharding(like.sharding.mesh, PartitionSpec(*spec)))
+
+    return jax.jit(lambda p: jax.tree_util.tree_map_with_path(constrain, tx.init(p)))
 
 
 def abstract_params(model: EncoderDecoderModel, feature_lengths: Mapping[str, int], mesh,

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from hyperprompt import partitioning
@@ -24,7 +23,7 @@ from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models.configs import T5Config
 from hyperprompt.models.t5 import Transformer
 from hyperprompt.optim import layer_axes, make_optimizer
-from hyperprompt.state import abstract_boxed, abstract_params, placed
+from hyperprompt.state import abstract_boxed, abstract_params, optimizer_initializer, placed
 from hyperprompt.train import make_train_step
 
 
@@ -68,9 +67,9 @@ def compile_train_step(model: EncoderDecoderModel, lengths: Mapping[str, int],
     groups = conditioner_of(model.module).param_groups()
     with nn.logical_axis_rules(rules), jax.set_mesh(mesh):
         boxed = abstract_boxed(model, lengths)
-        tx: optax.GradientTransformation = optimizer(groups=groups, layer_axes=layer_axes(boxed))
+        tx = optimizer(groups=groups, layer_axes=layer_axes(boxed))
         params = abstract_params(model, lengths, mesh, boxed)
-        init = jax.jit(tx.init).lower(params).compile()
+        init = optimizer_initializer(tx, params, layer_axes(boxed)).lower(params).compile()
         opt_state = placed(jax.eval_shape(tx.init, params), init.output_shardings)
         step = jax.ShapeDtypeStruct((), jnp.int32, sharding=NamedSharding(mesh, PartitionSpec()))
         state = {"step": step, "params": params, "opt_state": opt_state}

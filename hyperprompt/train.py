@@ -42,8 +42,8 @@ def make_train_step(model: EncoderDecoderModel, tx: optax.GradientTransformation
     """(state, batch) -> (state, metrics); jit it with the state donated.
 
     Parameters the optimizer freezes (`optim.Optimizer.frozen`) are not differentiated: a
-    frozen backbone costs no weight gradients (at XXL with FSDP, Prompt Tuning's peak
-    falls from 13.8 to 1.5 GiB a device); `grad_norm` is the trained parameters'.
+    frozen backbone costs no weight gradients or their memory; `grad_norm` is the trained
+    parameters'.
 
     A step whose loss or gradient norm is not finite leaves params and optimizer
     state unchanged (only `step` advances) and reports `finite = 0`; the host
@@ -126,11 +126,12 @@ def train(
     batch_size: int,
     mixture_or_task_name: str,
     task_feature_lengths: Mapping[str, int],
-    optimizer: Callable[..., optax.GradientTransformation] = make_optimizer,
+    optimizer: Callable[..., optax.GradientTransformation | Optimizer] = make_optimizer,
     initial_checkpoint_path: str | None = None,
     eval_period: int = 1000,
     eval_examples: int | None = 256,
     eval_split: str = "validation",
+    eval_predictions: bool = True,
     checkpoint_period: int = 1000,
     keep_checkpoints: int | None = 3,
     log_period: int = 50,
@@ -148,7 +149,9 @@ def train(
 
     `optimizer(groups=..., layer_axes=...)` builds the optax transformation from the
     method's parameter groups (`optim.make_optimizer`, bound by gin). `eval_examples`
-    examples per task are decoded (None: the whole split; 0: no eval). `config_text` (the
+    examples per task are decoded (None: the whole split; 0: no eval); with
+    `eval_predictions`, each evaluation's outputs go to MODEL_DIR/eval_predictions/
+    (`eval.write_predictions`). `config_text` (the
     run's gin config) is written to MODEL_DIR/config.gin once the inputs are checked.
     `restore_optimizer_state`: a new run from a t5x INITIAL_CHECKPOINT_PATH continues its
     Adafactor state and step, as t5x fine-tuning does (convert/optimizer_state.py).
@@ -237,7 +240,8 @@ def train(
                     skip=start, pack=pack,
                     prompt_length=model.input_prompt_length() if pack else 0,
                     shard=(layout.shard_id, layout.num_shards))
-                loop = _Loop(model_dir, manager, log, writer, evaluator, nan_policy, run_info)
+                loop = _Loop(model_dir, manager, log, writer, evaluator, nan_policy, run_info,
+                             eval_predictions)
                 with PreemptionGuard() as guard:
                     state, results = loop.run(state, step_fn, batches, mesh, start, train_steps,
                                               log_period, eval_period, checkpoint_period, guard)
@@ -271,9 +275,11 @@ def _write_run_files(model_dir: str, config_text: str | None, registry: list[str
 class _Loop:
     """The step loop and what it does every log/eval/checkpoint period."""
 
-    def __init__(self, model_dir, manager, log, writer, evaluator, nan_policy, run_info):
+    def __init__(self, model_dir, manager, log, writer, evaluator, nan_policy, run_info,
+                 eval_predictions=True):
         self.model_dir, self.manager, self.log = model_dir, manager, log
         self.writer, self.evaluator, self.nan_policy = writer, evaluator, nan_policy
+        self.eval_predictions = eval_predictions
         self.run_info, self.batch_size = run_info, run_info["batch_size"]
         self.last_saved = manager.latest_step()
 
@@ -332,9 +338,10 @@ class _Loop:
                 self.check_finite(*pending)
                 results = self.evaluator.evaluate(state["params"])
                 self.record("eval", step, eval_lib.flatten_results(results))
-                with writing(self.model_dir):
-                    eval_lib.write_predictions(self.evaluator, os.path.join(
-                        self.model_dir, PREDICTIONS_DIR), step)
+                if self.eval_predictions:
+                    with writing(self.model_dir):
+                        eval_lib.write_predictions(self.evaluator, os.path.join(
+                            self.model_dir, PREDICTIONS_DIR), step)
                 bar.write(f"step {step}: " + eval_lib.one_line(results))
                 if self.evaluator.invalid:  # counted wrong; logged so a user can see why
                     self.record("eval_invalid", step, self.evaluator.invalid, tensorboard=False)

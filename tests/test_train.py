@@ -31,12 +31,12 @@ BYTE_CONFIG = T5Config(vocab_size=384, emb_dim=16, num_heads=2, num_encoder_laye
                        num_decoder_layers=1, head_dim=8, mlp_dim=32)
 
 
-def run(model_dir, steps):
+def run(model_dir, steps, **settings):
     model = EncoderDecoderModel(Transformer(BYTE_CONFIG))
     return train(model=model, model_dir=str(model_dir), train_steps=steps, batch_size=8,
                  mixture_or_task_name="synthetic_mtl", task_feature_lengths=LENGTHS,
                  eval_period=steps, eval_examples=8, checkpoint_period=2, log_period=1,
-                 async_checkpointing=False)
+                 async_checkpointing=False, **settings)
 
 
 def train_losses(model_dir):
@@ -88,6 +88,11 @@ def test_each_evaluation_writes_every_examples_prediction(straight_and_resumed):
                 for ex in source.take(8).as_numpy_iterator()]
         assert [(r["input"], r["target"]) for r in rows] == want, task
         assert all(isinstance(r["prediction"], str) for r in rows)
+
+
+def test_predictions_are_not_written_when_switched_off(tmp_path):
+    assert run(tmp_path, 1, eval_predictions=False)  # evaluated at step 1
+    assert not (tmp_path / "eval_predictions").exists()
 
 
 def test_restored_state_gives_the_saved_logits(tmp_path, tiny_config):
