@@ -122,7 +122,6 @@ def test_two_processes_preempted_and_resumed_equal_one_process(tmp_path):
     # Most examples get their own answer, so a process that kept only its own rows would
     # show (planted: it did).
     answers = sum(len({answer for _, answer in predictions(one, task)}) for task in results)
-    print("DISTINCT", answers)
     assert answers >= 16
     got, want = final_params(two), final_params(one)
     assert got.keys() == want.keys()
