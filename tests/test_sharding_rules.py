@@ -1,6 +1,7 @@
 """On the 8-device (data=4, model=2) mesh a train step equals the one-device step: every
-method under the most split rule set (2-D activations and FSDP parameters), vanilla under
-each of t5x's rule sets; the rules place what they say."""
+method under FSDP (parameters' embed over data) and the most split rule set (2-D
+activations too: embed over model where it is free), vanilla under each of t5x's rule sets;
+the rules place what they say."""
 
 import dataclasses
 
@@ -51,7 +52,8 @@ def train_step(model, mesh, rules):
 
 
 @pytest.mark.parametrize("method, rule_sets", [
-    (name, RULE_SETS if name == "vanilla" else [(2, 2)]) for name in sorted(registered())])
+    (name, RULE_SETS if name == "vanilla" else [(1, 2), (2, 2)])
+    for name in sorted(registered())])
 def test_sharded_step_equals_one_device(method, rule_sets):
     conditioner = registered()[method].build(CONFIG, num_tasks=2)
     model = EncoderDecoderModel(Transformer(CONFIG, conditioner))
