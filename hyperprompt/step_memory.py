@@ -1,7 +1,7 @@
 """A train step compiled from abstract arrays for any mesh, and its per-device memory.
 
 Nothing is allocated: parameters are `ShapeDtypeStruct`s placed by their logical axes, the
-optimizer state takes the shardings XLA gives `tx.init` (as training does), and the step is
+optimizer state is placed as training places it (`state.optimizer_initializer`), and the step is
 the trainer's own (`train.make_train_step`, state donated). So T5 XXL on a simulated pod
 (`--xla_force_host_platform_device_count=256`) costs one compile, and XLA's buffer
 assignment says what one device holds. `benchmarks/compile_xxl.py` tabulates it.
@@ -67,9 +67,10 @@ def compile_train_step(model: EncoderDecoderModel, lengths: Mapping[str, int],
     groups = conditioner_of(model.module).param_groups()
     with nn.logical_axis_rules(rules), jax.set_mesh(mesh):
         boxed = abstract_boxed(model, lengths)
-        tx = optimizer(groups=groups, layer_axes=layer_axes(boxed))
+        axes = layer_axes(boxed)
+        tx = optimizer(groups=groups, layer_axes=axes)
         params = abstract_params(model, lengths, mesh, boxed)
-        init = optimizer_initializer(tx, params, layer_axes(boxed)).lower(params).compile()
+        init = optimizer_initializer(tx, params, axes).lower(params).compile()
         opt_state = placed(jax.eval_shape(tx.init, params), init.output_shardings)
         step = jax.ShapeDtypeStruct((), jnp.int32, sharding=NamedSharding(mesh, PartitionSpec()))
         state = {"step": step, "params": params, "opt_state": opt_state}

@@ -276,7 +276,7 @@ class _Loop:
     """The step loop and what it does every log/eval/checkpoint period."""
 
     def __init__(self, model_dir, manager, log, writer, evaluator, nan_policy, run_info,
-                 eval_predictions=True):
+                 eval_predictions):
         self.model_dir, self.manager, self.log = model_dir, manager, log
         self.writer, self.evaluator, self.nan_policy = writer, evaluator, nan_policy
         self.eval_predictions = eval_predictions

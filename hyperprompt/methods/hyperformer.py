@@ -106,13 +106,11 @@ class HyperFormer(Method):
                 jnp.broadcast_to(layers[None, :, None], (*grid, t)),
                 jnp.broadcast_to(positions[None, None], (*grid, t))], axis=-1)
             embedding = self._project(stack, inputs)  # [T, L, 2, p]
-            per_layer = ()
-        else:
+            lead, lead_axes = (), ()
+        else:  # per layer and position
             embedding = jnp.broadcast_to(self._project(stack, tasks)[:, None, None],
                                          (*grid, self.projected_dim))
-            per_layer = ((depth, "layers"), (POSITIONS, None))
-        lead = tuple(n for n, _ in per_layer)
-        lead_axes = tuple(a for _, a in per_layer)
+            lead, lead_axes = (depth, POSITIONS), ("layers", None)
         weights = {}
         for name, shape in self.shapes(self.config).items():
             # kernel [(L, 2,) p, *shape], bias [(L, 2,) *shape]: the generated weight's axes
@@ -123,7 +121,7 @@ class HyperFormer(Method):
                                (*lead_axes, *ADAPTER_AXES[name]))
             # No reshape to [p, n]: flattening `up`'s split d axis made XLA gather the
             # generators whole (21 GB of temporaries at XXL with FSDP).
-            out = jnp.einsum("tlqc,lqc...->tlq..." if per_layer else "tlqc,c...->tlq...",
+            out = jnp.einsum("tlqc,lqc...->tlq..." if lead else "tlqc,c...->tlq...",
                              embedding, kernel) + bias
             weights[name] = nn.with_logical_constraint(  # [T, L, 2, *shape]
                 out, ("task", "layers", None, *ADAPTER_AXES[name]))
