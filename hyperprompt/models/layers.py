@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hyperprompt.models.matmul import matmul
+
 Array = jax.Array
 Initializer = Callable[..., Array]
 
@@ -69,7 +71,7 @@ class Dense(nn.Module):
         x = x.astype(self.dtype)
         if kernel_hook is not None:
             return kernel_hook(x, kernel)
-        return jnp.einsum("...d,df->...f", x, kernel)
+        return matmul(x, kernel)
 
 
 class Embed(nn.Module):
@@ -91,7 +93,7 @@ class Embed(nn.Module):
 
     def attend(self, x: Array) -> Array:
         """x [..., embed] -> logits [..., vocab] against the embedding table."""
-        return jnp.einsum("...d,vd->...v", x.astype(self.dtype), self.embedding.astype(self.dtype))
+        return matmul(x.astype(self.dtype), self.embedding.astype(self.dtype).T)
 
 
 _ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "linear": lambda x: x}

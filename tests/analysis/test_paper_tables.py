@@ -115,9 +115,10 @@ def test_every_paper_is_readable_and_names_project_tasks():
     counts = {}
     for paper in paper_tables.papers():
         data = paper_tables.load(paper)
-        seeds = set(os.listdir(SEEDS)) if os.path.isdir(SEEDS) else set()
         for table in data["tables"]:
-            assert table["source"].split(",")[0] in seeds or table["source"].startswith("http")
+            source = table["source"].split(",")[0]
+            if not source.startswith("http"):
+                seed(source)  # skips where ../shared/seeds is not beside this checkout
             for column in table["columns"]:
                 benchmark = column.get("benchmark", table["benchmark"])
                 assert column["task"] in (None, "average") or column["task"] in BENCHMARKS[
