@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import PartitionSpec
 
+from hyperprompt.adafactor import adafactor
+
 FROZEN = "frozen"
 DEFAULT = "default"
 LAYERS = "layers"  # the logical axis name of stacked layers
@@ -73,7 +75,7 @@ class Settings:
 
     def build(self) -> optax.GradientTransformation:
         if self.name == "adafactor":
-            return optax.adafactor(
+            return adafactor(
                 learning_rate=self.learning_rate, decay_rate=self.decay_rate,
                 decay_offset=self.step_offset,
                 multiply_by_parameter_scale=self.multiply_by_parameter_scale,
