@@ -12,6 +12,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from hyperprompt.argmax import argmax
+
 Array = jax.Array
 TokensToLogits = Callable[[Array, Any, Array], tuple[Array, Any]]
 
@@ -33,7 +35,7 @@ def greedy_decode(tokens_to_logits: TokensToLogits, cache: Any, batch_size: int,
     def body(state):
         step, prev, tokens, done, cache = state
         logits, cache = tokens_to_logits(prev, cache, step)
-        nxt = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        nxt = argmax(logits)
         nxt = jnp.where(done, 0, nxt)
         tokens = tokens.at[:, step].set(nxt)
         return step + 1, nxt[:, None], tokens, done | (nxt == eos_id), cache

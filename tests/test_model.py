@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hyperprompt.model import EncoderDecoderModel, argmax_is, cross_entropy_with_z_loss
+from hyperprompt.model import EncoderDecoderModel, cross_entropy_with_z_loss
 from hyperprompt.models.t5 import Transformer
 
 BATCH = {
@@ -33,23 +33,6 @@ def test_cross_entropy_with_z_loss_matches_naive():
     xent, lse = naive_token_losses(logits, targets)
     np.testing.assert_allclose(z, 1e-4 * lse**2, rtol=1e-5)
     np.testing.assert_allclose(total, xent + 1e-4 * lse**2, rtol=1e-5)
-
-
-def test_argmax_is_argmax_with_its_tie_breaking():
-    # Logits on a coarse grid tie often; targets are the first maximum, the last or any.
-    rng = np.random.default_rng(0)
-    logits = rng.integers(0, 4, size=(64, 3, 11)).astype(np.float32)
-    at_max = logits == logits.max(-1, keepdims=True)
-    first, last = np.argmax(at_max, -1), 10 - np.argmax(at_max[..., ::-1], -1)
-    choice = rng.integers(0, 3, size=(64, 3))
-    targets = np.where(choice == 0, first, np.where(choice == 1, last,
-                                                    rng.integers(0, 11, size=(64, 3))))
-    expected = np.argmax(logits, -1) == targets
-    on_max = np.take_along_axis(at_max, targets[..., None], -1)[..., 0]
-    # both outcomes, and targets on the maximum that argmax rejects for a tie
-    assert expected.sum() > 20 and (on_max & ~expected).sum() > 20
-    np.testing.assert_array_equal(
-        argmax_is(jnp.asarray(logits), jnp.asarray(targets, jnp.int32)), expected)
 
 
 @pytest.mark.parametrize("factor", ["NUM_REAL_TARGET_TOKENS", None, 233472.0])
