@@ -56,6 +56,18 @@ def interleaved(steps: Mapping[str, Callable[[], object]], repeats: int, warmup:
     return {name: statistics.median(times) for name, times in samples.items()}
 
 
+def copy_bandwidth_gb_s(megabytes: int = 256, repeats: int = 5) -> float:
+    """GB/s that one jitted pass reading and writing a float32 buffer reaches on the default
+    device (bytes read + written / median time): the ceiling of memory-bound work."""
+    import jax
+    import jax.numpy as jnp
+
+    buffer = jnp.ones((megabytes * 2**20 // 4,), jnp.float32)
+    double = jax.jit(lambda a: a * 2.0)
+    seconds = interleaved({"copy": lambda: jax.block_until_ready(double(buffer))}, repeats)
+    return 2 * buffer.nbytes / seconds["copy"] / 1e9
+
+
 def write_result(name: str, result: dict) -> str:
     """benchmarks/results/<name>.json with the machine's description; returns the path."""
     os.makedirs(RESULTS, exist_ok=True)

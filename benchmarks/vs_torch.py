@@ -28,7 +28,7 @@ import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.common import cores, interleaved, timed, write_result  # noqa: E402
+from benchmarks.common import copy_bandwidth_gb_s, cores, interleaved, timed, write_result  # noqa: E402
 from hyperprompt import partitioning  # noqa: E402
 from hyperprompt.model import EncoderDecoderModel  # noqa: E402
 from hyperprompt.models.configs import CONFIGS, T5Config  # noqa: E402
@@ -153,14 +153,20 @@ def compare(size: str, repeats: int, variants: list[str]) -> dict:
     decode = interleaved({name: r.decode for name, r in runners.items()}, max(repeats // 4, 3),
                          warmup=1)
     target_tokens = batch_size * LENGTHS["targets"]
+    # Greedy decoding reads every decoder weight (the 32128-wide head included) once a token.
+    decoder_bytes = sum(x.nbytes for x in jax.tree.leaves(runners["jax"].state["params"]["decoder"])
+                        ) if "jax" in runners else None
     rows = {name: {
         "train_step_s": train[name], "train_tokens_per_s": target_tokens / train[name],
         "train_x_torch": train["torch"] / train[name],
         "decode_s": decode[name], "decode_tokens_per_s": target_tokens / decode[name],
         "decode_x_torch": decode["torch"] / decode[name],
         "compile_s": compile_s.get(name), "decode_compile_s": compile_decode_s.get(name),
+        "decode_weights_gb_s": decoder_bytes and decoder_bytes * LENGTHS["targets"]
+        / decode[name] / 1e9,
     } for name in runners}
     return {"batch_size": batch_size, "lengths": LENGTHS, "parameters": counts["torch"],
+            "decoder_weight_bytes": decoder_bytes,
             "config": dataclasses.asdict(config), "rows": rows}
 
 
@@ -183,7 +189,10 @@ def main() -> None:
             print(f"  {name:14s} train {row['train_step_s'] * 1e3:8.1f} ms "
                   f"x{row['train_x_torch']:.2f}  decode {row['decode_s'] * 1e3:8.1f} ms "
                   f"x{row['decode_x_torch']:.2f}", flush=True)
+    copy_gb_s = copy_bandwidth_gb_s()
+    print(f"memory: one pass reading and writing a buffer reaches {copy_gb_s:.1f} GB/s")
     write_result("vs_torch", {"torch": torch.__version__, "torch_threads": cores(),
+                              "copy_gb_s": copy_gb_s,
                               "repeats": args.repeats, "sizes": results})
 
 

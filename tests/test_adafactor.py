@@ -33,10 +33,3 @@ def test_state_and_updates_equal_optax(settings):
             assert np.isfinite(b).all()
             np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-6 * np.abs(b).max())
         params = optax.apply_updates(params, updates)
-
-
-def test_factored_dims_as_optax():
-    assert adafactor.factored_dims((256, 1000)) == (0, 1)
-    assert adafactor.factored_dims((1000, 256)) == (1, 0)
-    assert adafactor.factored_dims((2, 256, 384)) == (1, 2)
-    assert adafactor.factored_dims((64, 96)) is None and adafactor.factored_dims((300,)) is None
