@@ -32,6 +32,7 @@ from benchmarks.vs_torch import SIZES, JaxRunner, random_batch  # noqa: E402
 from hyperprompt import partitioning  # noqa: E402
 from hyperprompt.model import EncoderDecoderModel, cross_entropy_with_z_loss  # noqa: E402
 from hyperprompt.models.configs import CONFIGS  # noqa: E402
+from hyperprompt.models.matmul import matmul  # noqa: E402
 from hyperprompt.models.t5 import Transformer  # noqa: E402
 from hyperprompt.state import params_initializer  # noqa: E402
 
@@ -61,7 +62,7 @@ def profile(size: str, repeats: int) -> dict:
     kernel = params["decoder"]["logits_dense"]["kernel"]
 
     def head(kernel, x):
-        logits = jnp.einsum("btd,dv->btv", x, kernel)
+        logits = matmul(x, kernel)  # as the model's head (hyperprompt/models/matmul.py)
         return jnp.sum(cross_entropy_with_z_loss(logits, batch["decoder_target_tokens"],
                                                  1e-4)[0])
 
