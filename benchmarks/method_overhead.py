@@ -22,6 +22,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from benchmarks import report
 from benchmarks.common import interleaved, write_result
 from benchmarks.vs_torch import SIZES
 from hyperprompt import partitioning
@@ -97,11 +98,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", nargs="+", default=list(BACKBONES), choices=list(BACKBONES))
     parser.add_argument("--methods", nargs="+", default=None,
-                        help="registered method names (default: every one but vanilla)")
+                        help="registered method names (default: every one but vanilla); the "
+                             "other methods' rows of an earlier result are kept")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     methods = args.methods or [name for name in sorted(registered()) if name != "vanilla"]
     results = {size: overheads(size, methods, args.repeats) for size in args.sizes}
+    earlier = report.load("method_overhead") if args.methods else None
+    if earlier:  # each row is its own interleaved run, so rows of two runs sit together
+        sizes = [*earlier["sizes"], *(s for s in results if s not in earlier["sizes"])]
+        results = {size: {**earlier["sizes"].get(size, {}), **results.get(size, {})}
+                   for size in sizes}
     write_result("method_overhead", {"batch_size": BATCH, "lengths": LENGTHS,
                                      "repeats": args.repeats, "sizes": results})
 

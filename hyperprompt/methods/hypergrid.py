@@ -48,6 +48,7 @@ import jax.numpy as jnp
 from hyperprompt.methods.base import Method, register
 from hyperprompt.models.conditioning import Conditioning, LayerHook, StackConditioning
 from hyperprompt.models.configs import T5Config
+from hyperprompt.models.matmul import matmul
 
 VARIANTS = ("l", "l2", "lg")
 PREFIXES = ("layer_input", "embedding")
@@ -61,14 +62,14 @@ def grid_gated_matmul(x: jax.Array, kernel: jax.Array, grid: jax.Array) -> jax.A
     (batch, length, fan_in), (rows, cols), out = x.shape, grid.shape[1:], kernel.shape[1]
     col_gates = jnp.repeat(grid, out // cols, axis=2).astype(x.dtype)  # [B, d_r, out]
     if rows == 1:
-        return jnp.einsum("btd,df->btf", x, kernel) * col_gates
+        return matmul(x, kernel) * col_gates
     x_blocks = jnp.moveaxis(x.reshape(batch, length, rows, fan_in // rows), 2, 0)
     kernel_blocks = kernel.reshape(rows, fan_in // rows, out)
 
     @jax.checkpoint
     def add_block(y, block):  # y [B, T, out] += (x_r @ W_r) * gate_r
         x_r, kernel_r, gate_r = block
-        return y + jnp.einsum("btd,df->btf", x_r, kernel_r) * gate_r[:, None], None
+        return y + matmul(x_r, kernel_r) * gate_r[:, None], None
 
     y0 = jnp.zeros((batch, length, out), x.dtype)
     y, _ = jax.lax.scan(add_block, y0, (x_blocks, kernel_blocks, jnp.moveaxis(col_gates, 1, 0)))
@@ -90,7 +91,7 @@ def _gate_fn(variant: str, prefix: str):
 
     def fn(params_l, x, name, h, kernel):
         if name not in params_l["generators"]:
-            return jnp.einsum("btd,df->btf", h, kernel)
+            return matmul(h, kernel)
         prefix_x = x[:, 0] if prefix == "layer_input" else params_l["prefix"]  # [B, d_m]
         grid = gate_grid(variant, params_l["generators"][name], prefix_x.astype(jnp.float32))
         return grid_gated_matmul(h, kernel, grid)
