@@ -67,6 +67,25 @@ def test_train_batches_mix_all_tasks():
     assert counts.sum() == 256 and counts.min() > 30  # equal rates: 64 expected each
 
 
+def test_fused_maps_yield_the_batches_of_the_plain_pipeline():
+    """`_numpy_batches` fuses seqio's per-example maps for speed: same batches, in order."""
+    registry = data.task_registry("synthetic_mtl")
+
+    def batched():  # built anew: a second iterator of one dataset reshuffles
+        mixed = data.tf.data.Dataset.sample_from_datasets(
+            [data.task_dataset(t, i, "train", LENGTHS, True, i, repeat=True)
+             for i, t in enumerate(registry)], seed=0)
+        return data.TaskIdFeatureConverter()(mixed, LENGTHS).batch(16)
+
+    plain, fused = batched(), data._numpy_batches(batched())
+    assert plain.options().experimental_optimization.map_fusion is not True
+    plain = plain.as_numpy_iterator()
+    for a, b in itertools.islice(zip(plain, fused, strict=False), 8):
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
 def test_packed_train_rows_hold_examples_of_their_row_task_only():
     registry = data.task_registry("synthetic_mtl")
     lengths = {"inputs": 64, "targets": 24}
