@@ -75,14 +75,19 @@ def exact_match(targets: list[str], predictions: list[str]) -> dict[str, float]:
     return {"exact_match": 100.0 * float(np.mean(hits)) if hits else 0.0}
 
 
+@functools.cache
+def _texts(kind: str, split: str) -> dict[str, np.ndarray]:
+    """The task's input and target strings (built once per process: a run reads each
+    task's source several times, e.g. its start-up checks, training and evaluation)."""
+    strings = letter_strings(split)
+    return {"inputs": np.array([f"{kind}: {s}" for s in strings], dtype=object),
+            "targets": np.array([ALL_TASKS[kind](s) for s in strings], dtype=object)}
+
+
 def _dataset_fn(kind: str):
     def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
         del shuffle_files, seed  # one in-memory shard; the pipeline shuffles examples
-        strings = letter_strings(split)
-        return tf.data.Dataset.from_tensor_slices({
-            "inputs": [f"{kind}: {s}" for s in strings],
-            "targets": [ALL_TASKS[kind](s) for s in strings],
-        })
+        return tf.data.Dataset.from_tensor_slices(_texts(kind, split))
     return dataset_fn
 
 
