@@ -30,7 +30,7 @@ TEST_WORKERS ?= auto
 test: $(STAMP) lint
 	$(VENV)/bin/pytest -q --durations=10 -n $(TEST_WORKERS) --dist loadfile tests
 
-# ~30 min on 2 cores (compile_xxl: ~15): writes benchmarks/results/*.json and benchmarks/results/README.md.
+# 33-41 min on 2 cores (compile_xxl: ~13): writes benchmarks/results/*.json and benchmarks/results/README.md.
 bench: $(STAMP)
 	$(PY) -m benchmarks.vs_torch
 	$(PY) -m benchmarks.profile_step
