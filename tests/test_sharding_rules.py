@@ -51,10 +51,9 @@ def train_step(model, mesh, rules):
         return jax.device_get(metrics["loss"]), jax.device_get(state["params"]), state
 
 
-# Every rule set for the backbone; each method under the strictest, 2-D activations and
-# FSDP parameters (its parameters shard the same way under (1, 2), which vanilla covers).
 @pytest.mark.parametrize("method, rule_sets", [
-    (name, RULE_SETS if name == "vanilla" else [(2, 2)]) for name in sorted(registered())])
+    (name, RULE_SETS if name == "vanilla" else [(1, 2), (2, 2)])
+    for name in sorted(registered())])
 def test_sharded_step_equals_one_device(method, rule_sets):
     conditioner = registered()[method].build(CONFIG, num_tasks=2)
     model = EncoderDecoderModel(Transformer(CONFIG, conditioner))
