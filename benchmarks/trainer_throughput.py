@@ -54,16 +54,16 @@ def bare_step(steps: int, log_period: int) -> Callable[[], float]:
     model = cli._bound("MODEL/macro.value")
     lengths, batch_size = cli._macro("TASK_FEATURE_LENGTHS"), cli._macro("BATCH_SIZE")
     registry = data.task_registry(cli._macro("MIXTURE_OR_TASK_NAME"))
-    host_batches = in_memory(data.train_batches)(cli._macro("MIXTURE_OR_TASK_NAME"), registry,
-                                                 lengths, batch_size, seed=0)
+    host_batches = itertools.islice(data.train_batches(
+        cli._macro("MIXTURE_OR_TASK_NAME"), registry, lengths, batch_size, seed=0),
+        IN_MEMORY_BATCHES)
     mesh = partitioning.make_mesh(1)
     with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
         boxed = abstract_boxed(model, lengths)
         tx = make_optimizer(learning_rate=cli._macro("LEARNING_RATE"),
                             groups=conditioner_of(model.module).param_groups(),
                             layer_axes=layer_axes(boxed))
-        batches = [partitioning.shard_batch(next(host_batches), mesh)
-                   for _ in range(IN_MEMORY_BATCHES)]
+        batches = [partitioning.shard_batch(batch, mesh) for batch in host_batches]
         step = jax.jit(train_lib.make_train_step(model, tx, 1, False), donate_argnums=0)
 
         def run(state, first, last):
