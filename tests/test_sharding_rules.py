@@ -1,7 +1,8 @@
 """On the 8-device (data=4, model=2) mesh a train step equals the one-device step: every
 method under FSDP (parameters' embed over data) and the most split rule set (2-D
 activations too: embed over model where it is free), vanilla under each of t5x's rule sets;
-the rules place what they say."""
+parameters initialised in their shardings are the one-device ones; the rules place what they
+say."""
 
 import dataclasses
 
@@ -9,7 +10,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 import pytest
-from jax.sharding import PartitionSpec
+from jax.sharding import NamedSharding, PartitionSpec
 
 from hyperprompt import partitioning
 from hyperprompt.errors import UsageError
@@ -18,7 +19,7 @@ from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models.configs import T5Config
 from hyperprompt.models.t5 import Transformer
 from hyperprompt.optim import flat_paths, layer_axes, make_optimizer
-from hyperprompt.state import abstract_boxed, init_state
+from hyperprompt.state import abstract_boxed, init_state, optimizer_initializer
 from hyperprompt.train import make_train_step
 
 pytestmark = pytest.mark.slow  # conftest: handed out first
@@ -41,30 +42,63 @@ def batch(n=8):
     }
 
 
-def train_step(model, mesh, rules):
-    """(loss, params as numpy, the sharded state after one step)."""
+def train_step(model, mesh, rules, params=None):
+    """(loss, params as numpy, the sharded state after one step). `params` (numpy): start
+    from them, placed by `rules` (else from `init_state` under `rules`)."""
     tx = make_optimizer()  # T5 Adafactor (Adam amplifies tiny reduction-order differences)
     with nn.logical_axis_rules(rules), jax.set_mesh(mesh):
-        state = init_state(model, tx, LENGTHS, mesh, seed=0)
+        if params is None:
+            state = init_state(model, tx, LENGTHS, mesh, seed=0)
+        else:
+            boxed = abstract_boxed(model, LENGTHS)
+            placed = jax.device_put(params, partitioning.param_shardings(boxed, mesh))
+            state = {"step": jax.device_put(np.int32(0), NamedSharding(mesh, PartitionSpec())),
+                     "params": placed,
+                     "opt_state": optimizer_initializer(tx, placed, layer_axes(boxed))(placed)}
         step = jax.jit(make_train_step(model, tx, 0, use_dropout=False))
         state, metrics = step(state, partitioning.shard_batch(batch(), mesh))
         return jax.device_get(metrics["loss"]), jax.device_get(state["params"]), state
+
+
+def initial_params(model, mesh, rules):
+    """`init_state`'s parameters under `rules`, as numpy."""
+    with nn.logical_axis_rules(rules), jax.set_mesh(mesh):
+        return jax.device_get(init_state(model, make_optimizer(), LENGTHS, mesh, 0)["params"])
 
 
 @pytest.mark.parametrize("method, rule_sets", [
     (name, RULE_SETS if name == "vanilla" else [(1, 2), (2, 2)])
     for name in sorted(registered())])
 def test_sharded_step_equals_one_device(method, rule_sets):
+    """Each sharded step starts from the one-device initial parameters, placed by its rules
+    (initialising under the rules is `test_sharded_init_equals_one_device`'s: one compile
+    of the init program per case was a third of this test's time)."""
     conditioner = registered()[method].build(CONFIG, num_tasks=2)
     model = EncoderDecoderModel(Transformer(CONFIG, conditioner))
     one_device = partitioning.make_mesh(1, jax.devices()[:1])
-    loss_1, params_1, _ = train_step(model, one_device, partitioning.LOGICAL_AXIS_RULES)
+    initial = initial_params(model, one_device, partitioning.LOGICAL_AXIS_RULES)
+    loss_1, params_1, _ = train_step(model, one_device, partitioning.LOGICAL_AXIS_RULES,
+                                     initial)
     for dims in rule_sets:
         rules = partitioning.standard_logical_axis_rules(*dims)
-        loss_8, params_8, _ = train_step(model, partitioning.make_mesh(2), rules)
+        loss_8, params_8, _ = train_step(model, partitioning.make_mesh(2), rules, initial)
         np.testing.assert_allclose(loss_8, loss_1, rtol=1e-6, err_msg=str(dims))
         for a, b in zip(jax.tree.leaves(params_8), jax.tree.leaves(params_1), strict=True):
             np.testing.assert_allclose(a, b, atol=1e-6, err_msg=str(dims))
+
+
+@pytest.mark.parametrize("method", ["vanilla", "hyperformer_pp", "hyperprompt_global"])
+def test_sharded_init_equals_one_device(method):
+    """Parameters initialised in their FSDP shardings (`init_state`: each created where it
+    lives) are the one-device ones, bit for bit: the init program is the same for every
+    method, so the backbone and two methods' generators stand for all."""
+    model = EncoderDecoderModel(Transformer(CONFIG, registered()[method].build(CONFIG, 2)))
+    one = initial_params(model, partitioning.make_mesh(1, jax.devices()[:1]),
+                         partitioning.LOGICAL_AXIS_RULES)
+    fsdp = initial_params(model, partitioning.make_mesh(2),
+                          partitioning.standard_logical_axis_rules(2, 2))
+    for a, b in zip(jax.tree.leaves(fsdp), jax.tree.leaves(one), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_fsdp_splits_parameters_and_optimizer_state_over_data():
