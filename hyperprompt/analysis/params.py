@@ -45,26 +45,39 @@ def backbone_count(config: T5Config) -> int:
     return sum(math.prod(s) for s in _shapes(Transformer(config)).values())
 
 
-def conditioner_count(config: T5Config, conditioner: nn.Module) -> int:
-    """Parameters of `conditioner` inside the network (`Transformer.condition` only)."""
+def _conditioner_shapes(config: T5Config, conditioner: nn.Module) -> dict[str, tuple]:
+    """{"conditioner/...": shape} of `conditioner` inside the network, from a trace of
+    `Transformer.condition` alone."""
     net = Transformer(config, conditioner)
     tokens = jnp.ones((1, 1), jnp.int32)
     shapes = jax.eval_shape(lambda: nn.unbox(net.init(
         jax.random.PRNGKey(0), tokens[:, 0], tokens, False, method=net.condition)["params"]))
-    return sum(math.prod(x.shape) for x in jax.tree.leaves(shapes["conditioner"]))
+    return {k: v.shape for k, v in flat_paths({"conditioner": shapes["conditioner"]}).items()}
 
 
-def trainable_count(config: T5Config, conditioner: Conditioner) -> int:
+def conditioner_count(config: T5Config, conditioner: nn.Module) -> int:
+    """Parameters of `conditioner` inside the network (`Transformer.condition` only)."""
+    return sum(math.prod(s) for s in _conditioner_shapes(config, conditioner).values())
+
+
+def trainable_count(config: T5Config, conditioner: Conditioner,
+                    backbone: Mapping[str, tuple] | None = None) -> int:
     """Parameters the method trains: those no frozen group of its `param_groups` matches
-    first (first match wins, as in the optimizer)."""
+    first (first match wins, as in the optimizer).
+
+    A method's network holds the backbone's parameters, unchanged, plus its conditioner's
+    (the Conditioning contract; tests/analysis/test_params.py), so the two traces give
+    them all: the backbone's {path: shape} (`backbone`, from `_shapes` of the bare network
+    when None; scanned paths match the same patterns) and the conditioner's alone.
+    """
     groups = [(re.compile(g.pattern), g.frozen) for g in conditioner.param_groups()]
 
     def trained(path: str) -> bool:
         return not next((frozen for r, frozen in groups if r.fullmatch(path)), False)
 
-    # The scanned layout has the same paths pattern-wise (encoder/encoder/... vs layers_i).
-    return sum(math.prod(s) for p, s in _shapes(Transformer(config, conditioner)).items()
-               if trained(p))
+    backbone = _shapes(Transformer(config)) if backbone is None else backbone
+    shapes = {**backbone, **_conditioner_shapes(config, conditioner)}
+    return sum(math.prod(s) for p, s in shapes.items() if trained(p))
 
 
 def methods(config: T5Config, num_tasks: int, settings: Settings | None = None
@@ -92,10 +105,11 @@ def parameter_report(num_tasks: int = NUM_TASKS, settings: Settings | None = Non
     """{size: {"backbone": n, <method>: {"method": n, "trainable": n}}} for every size."""
     report = {}
     for size, config in configs.items():
-        row: dict = {BACKBONE: backbone_count(config)}
+        backbone = _shapes(Transformer(config))
+        row: dict = {BACKBONE: sum(math.prod(s) for s in backbone.values())}
         for name, module in methods(config, num_tasks, settings).items():
             row[name] = {METHOD: conditioner_count(config, module),
-                         TRAINABLE: trainable_count(config, module)}
+                         TRAINABLE: trainable_count(config, module, backbone)}
         report[size] = row
     return report
 

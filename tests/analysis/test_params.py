@@ -54,6 +54,17 @@ def test_counts_equal_the_closed_forms(report, size):
     assert prompt_tuning == {"method": 8 * 100 * d, "trainable": 8 * 100 * d}  # backbone frozen
 
 
+@pytest.mark.parametrize("method", sorted(set(registered()) - {"vanilla"}))
+def test_a_methods_network_is_the_backbone_plus_its_conditioner(method):
+    """What `trainable_count` builds on: the whole network's parameters (one trace) are the
+    bare backbone's, unchanged, and the conditioner's from tracing `condition` alone."""
+    cfg = CONFIGS["t5_1_1_small"]
+    module = params.methods(cfg, 8)[method]
+    whole = params._shapes(params.Transformer(cfg, module))
+    assert whole == {**params._shapes(params.Transformer(cfg)),
+                     **params._conditioner_shapes(cfg, module)}
+
+
 def test_backbone_and_the_papers_share_at_xxl(report):
     xxl = report["t5_1_1_xxl"]
     assert xxl["backbone"] == 11_135_332_352
