@@ -54,7 +54,13 @@ def init_state(model: EncoderDecoderModel, tx: optax.GradientTransformation,
     if boxed is None:
         boxed = abstract_boxed(model, feature_lengths, seed)
     shardings = partitioning.param_shardings(boxed, mesh)
-    params = params_initializer(model, feature_lengths, seed, shardings)()
+    return state_from_params(tx, params_initializer(model, feature_lengths, seed, shardings)(),
+                             boxed, mesh)
+
+
+def state_from_params(tx: optax.GradientTransformation, params, boxed, mesh):
+    """{step 0, params, fresh opt_state} from placed parameters (`boxed`: their
+    `abstract_boxed` tree, for the optimizer's layer axes)."""
     opt_state = optimizer_initializer(tx, params, layer_axes(boxed))(params)
     step = jax.device_put(jnp.zeros((), jnp.int32), NamedSharding(mesh, PartitionSpec()))
     return {"step": step, "params": params, "opt_state": opt_state}

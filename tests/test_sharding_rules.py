@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec
+from jax.sharding import PartitionSpec
 
 from hyperprompt import partitioning
 from hyperprompt.errors import UsageError
@@ -19,7 +19,7 @@ from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models.configs import T5Config
 from hyperprompt.models.t5 import Transformer
 from hyperprompt.optim import flat_paths, layer_axes, make_optimizer
-from hyperprompt.state import abstract_boxed, init_state, optimizer_initializer
+from hyperprompt.state import abstract_boxed, init_state, state_from_params
 from hyperprompt.train import make_train_step
 
 pytestmark = pytest.mark.slow  # conftest: handed out first
@@ -52,9 +52,7 @@ def train_step(model, mesh, rules, params=None):
         else:
             boxed = abstract_boxed(model, LENGTHS)
             placed = jax.device_put(params, partitioning.param_shardings(boxed, mesh))
-            state = {"step": jax.device_put(np.int32(0), NamedSharding(mesh, PartitionSpec())),
-                     "params": placed,
-                     "opt_state": optimizer_initializer(tx, placed, layer_axes(boxed))(placed)}
+            state = state_from_params(tx, placed, boxed, mesh)
         step = jax.jit(make_train_step(model, tx, 0, use_dropout=False))
         state, metrics = step(state, partitioning.shard_batch(batch(), mesh))
         return jax.device_get(metrics["loss"]), jax.device_get(state["params"]), state
@@ -87,18 +85,22 @@ def test_sharded_step_equals_one_device(method, rule_sets):
             np.testing.assert_allclose(a, b, atol=1e-6, err_msg=str(dims))
 
 
-@pytest.mark.parametrize("method", ["vanilla", "hyperformer_pp", "hyperprompt_global"])
-def test_sharded_init_equals_one_device(method):
-    """Parameters initialised in their FSDP shardings (`init_state`: each created where it
-    lives) are the one-device ones, bit for bit: the init program is the same for every
-    method, so the backbone and two methods' generators stand for all."""
+@pytest.mark.parametrize("method, rule_sets", [
+    ("vanilla", RULE_SETS), ("prompt_tuning", [(2, 2)]), ("attempt", [(2, 2)]),
+    ("hyperformer_pp", [(2, 2)]), ("hyperprompt_global", [(2, 2)])])
+def test_sharded_init_equals_one_device(method, rule_sets):
+    """Parameters initialised in their shardings (`init_state`: each created where it lives)
+    are the one-device ones, bit for bit: the backbone under each rule set, and under the
+    most split one, prompts drawn from the (sharded) vocabulary table (prompt tuning,
+    ATTEMPT) and two methods' hypernetworks."""
     model = EncoderDecoderModel(Transformer(CONFIG, registered()[method].build(CONFIG, 2)))
     one = initial_params(model, partitioning.make_mesh(1, jax.devices()[:1]),
                          partitioning.LOGICAL_AXIS_RULES)
-    fsdp = initial_params(model, partitioning.make_mesh(2),
-                          partitioning.standard_logical_axis_rules(2, 2))
-    for a, b in zip(jax.tree.leaves(fsdp), jax.tree.leaves(one), strict=True):
-        np.testing.assert_array_equal(a, b)
+    for dims in rule_sets:
+        sharded = initial_params(model, partitioning.make_mesh(2),
+                                 partitioning.standard_logical_axis_rules(*dims))
+        for a, b in zip(jax.tree.leaves(sharded), jax.tree.leaves(one), strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=str(dims))
 
 
 def test_fsdp_splits_parameters_and_optimizer_state_over_data():

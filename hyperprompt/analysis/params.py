@@ -40,9 +40,13 @@ def _shapes(net: Transformer):
     return {k: v.shape for k, v in flat_paths(tree).items()}
 
 
+def _count(shapes: Mapping[str, tuple]) -> int:
+    return sum(math.prod(s) for s in shapes.values())
+
+
 def backbone_count(config: T5Config) -> int:
     """Parameters of the T5 network alone."""
-    return sum(math.prod(s) for s in _shapes(Transformer(config)).values())
+    return _count(_shapes(Transformer(config)))
 
 
 def _conditioner_shapes(config: T5Config, conditioner: nn.Module) -> dict[str, tuple]:
@@ -50,14 +54,15 @@ def _conditioner_shapes(config: T5Config, conditioner: nn.Module) -> dict[str, t
     `Transformer.condition` alone."""
     net = Transformer(config, conditioner)
     tokens = jnp.ones((1, 1), jnp.int32)
-    shapes = jax.eval_shape(lambda: nn.unbox(net.init(
-        jax.random.PRNGKey(0), tokens[:, 0], tokens, False, method=net.condition)["params"]))
-    return {k: v.shape for k, v in flat_paths({"conditioner": shapes["conditioner"]}).items()}
+    shapes = jax.eval_shape(lambda: nn.unbox(net.init(  # vanilla's creates no "params"
+        jax.random.PRNGKey(0), tokens[:, 0], tokens, False, method=net.condition)
+    ).get("params", {}).get("conditioner", {}))
+    return {f"conditioner/{k}": v.shape for k, v in flat_paths(shapes).items()}
 
 
 def conditioner_count(config: T5Config, conditioner: nn.Module) -> int:
     """Parameters of `conditioner` inside the network (`Transformer.condition` only)."""
-    return sum(math.prod(s) for s in _conditioner_shapes(config, conditioner).values())
+    return _count(_conditioner_shapes(config, conditioner))
 
 
 def trainable_count(config: T5Config, conditioner: Conditioner,
@@ -106,7 +111,7 @@ def parameter_report(num_tasks: int = NUM_TASKS, settings: Settings | None = Non
     report = {}
     for size, config in configs.items():
         backbone = _shapes(Transformer(config))
-        row: dict = {BACKBONE: sum(math.prod(s) for s in backbone.values())}
+        row: dict = {BACKBONE: _count(backbone)}
         for name, module in methods(config, num_tasks, settings).items():
             row[name] = {METHOD: conditioner_count(config, module),
                          TRAINABLE: trainable_count(config, module, backbone)}

@@ -1,12 +1,15 @@
 """`report --params`: counts from the real modules equal each method's closed form and an
 independent count at every size; the CLI finds every registered method and its gin settings."""
 
+import math
+
 import pytest
 
 from hyperprompt import cli
 from hyperprompt.analysis import params
 from hyperprompt.methods.base import registered
 from hyperprompt.models.configs import CONFIGS
+from hyperprompt.models.t5 import Transformer
 
 L, B, T_IN, T = 16, 16, 32, 28  # the gin files' l, b, t', t
 
@@ -54,15 +57,19 @@ def test_counts_equal_the_closed_forms(report, size):
     assert prompt_tuning == {"method": 8 * 100 * d, "trainable": 8 * 100 * d}  # backbone frozen
 
 
-@pytest.mark.parametrize("method", sorted(set(registered()) - {"vanilla"}))
+@pytest.mark.parametrize("method", sorted(registered()))
 def test_a_methods_network_is_the_backbone_plus_its_conditioner(method):
     """What `trainable_count` builds on: the whole network's parameters (one trace) are the
-    bare backbone's, unchanged, and the conditioner's from tracing `condition` alone."""
+    bare backbone's, unchanged, and the conditioner's from tracing `condition` alone (none
+    for vanilla, whose trainable count is the backbone's)."""
     cfg = CONFIGS["t5_1_1_small"]
-    module = params.methods(cfg, 8)[method]
-    whole = params._shapes(params.Transformer(cfg, module))
-    assert whole == {**params._shapes(params.Transformer(cfg)),
+    module = registered()[method].build(cfg, 8)
+    whole = params._shapes(Transformer(cfg, module))
+    assert whole == {**params._shapes(Transformer(cfg)),
                      **params._conditioner_shapes(cfg, module)}
+    if method == "vanilla":
+        assert params.trainable_count(cfg, module) == params.backbone_count(cfg) == \
+            sum(math.prod(s) for s in whole.values())
 
 
 def test_backbone_and_the_papers_share_at_xxl(report):
