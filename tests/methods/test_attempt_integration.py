@@ -48,7 +48,7 @@ ATTEMPT_BANK = '{root / "bank"}'
 ATTEMPT_SOURCES = {SOURCES!r}
 ATTEMPT_TARGET_INIT = 'vocab'
 INITIAL_CHECKPOINT_PATH = '{root / "backbone"}'
-train_lib.train.log_period = 10
+train_lib.train.log_period = 1
 """
 
 
@@ -110,13 +110,16 @@ def test_the_target_trains_and_attends_to_the_related_source(runs):
     lines = [json.loads(line) for line in (target / "train_log.jsonl").open()]
     results = json.loads((target / "results.json").read_text())
     report = json.loads((target / "report" / "report.json").read_text())
-    # at this size and length, exact match stays low (3 of 100 at seed 0): the loss shows
-    # the training; attention measured at 150 + 150 steps: copy 0.72, count 0.25, target 0.03
+    # At this size and length exact match stays low (3 of 32 at seed 0): the loss shows the
+    # training. Step 1's logged loss is the untrained target's. Measured on a 2-core AMD EPYC
+    # at SEED 0 / 1 / 2 (target stage): mean of the last 10 losses / step 1's 0.60 / 0.56 /
+    # 0.58; attention copy 0.55 / 0.76 / 0.82, count 0.05 / 0.02 / 0.05 (G starts near a
+    # third each). A float rounding of another machine moves these like a new seed.
     assert "exact_match" in results["synthetic_echo"]
     losses = [line["loss"] for line in lines if "loss" in line]
-    assert np.mean(losses[-3:]) < 0.9 * losses[0]
+    assert lines[0]["step"] == 1 and np.mean(losses[-10:]) < 0.75 * losses[0]
     copy, count, own = report["method"]["attention"]["synthetic_echo"]
     print(f"attention copy {copy:.3f} count {count:.3f} target {own:.3f}")
-    assert copy > 0.5 and copy > 2 * count
+    assert copy > 0.4 and copy > 3 * count
     assert (target / "report" / "method_attention.png").exists()
     assert report["method_labels"]["attention"] == [*SOURCES, "target"]
