@@ -86,6 +86,7 @@ class Evaluator:
             ds = data.task_dataset(task.name, task_id, split, None, False, None)
             if num_examples is not None:
                 ds = ds.take(num_examples)
+            ds = ds.cache()  # read twice below (raw holds them all anyway): preprocess once
             raw = list(ds.as_numpy_iterator())
             if not raw:
                 raise UsageError(f"task {task.name!r} has no examples in split {split!r}; "
