@@ -82,7 +82,7 @@ def trainable_count(config: T5Config, conditioner: Conditioner,
 
     backbone = _shapes(Transformer(config)) if backbone is None else backbone
     shapes = {**backbone, **_conditioner_shapes(config, conditioner)}
-    return sum(math.prod(s) for p, s in shapes.items() if trained(p))
+    return _count({p: s for p, s in shapes.items() if trained(p)})
 
 
 def methods(config: T5Config, num_tasks: int, settings: Settings | None = None
