@@ -90,8 +90,9 @@ def init_compile_s(size: str) -> dict[str, float]:
         config = dataclasses.replace(CONFIGS[size], scan_layers=layout == "scanned")
         model = EncoderDecoderModel(Transformer(config))
         with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES):
-            init = params_initializer(model, {"inputs": 64, "targets": 16}, 0)
-            seconds[layout] = timed(lambda: init.lower().compile())  # noqa: B023
+            init = params_initializer(model, {"inputs": 64, "targets": 16})
+            key = jax.random.PRNGKey(0)
+            seconds[layout] = timed(lambda: init.lower(key).compile())  # noqa: B023
     return seconds
 
 

@@ -27,18 +27,19 @@ def abstract_boxed(model: EncoderDecoderModel, feature_lengths: Mapping[str, int
 
 
 def params_initializer(model: EncoderDecoderModel, feature_lengths: Mapping[str, int],
-                       seed: int, shardings=None):
-    """The jitted `() -> params` that `init_state` runs, each parameter created in its
+                       shardings=None):
+    """The jitted `(rng) -> params` that `init_state` runs, each parameter created in its
     sharding. The layers are always initialised scanned (one layer per stack in the program,
     so it compiles in the same time at any depth) and then split into `layers_i` for an
-    unrolled model: both layouts start from the same parameters."""
-    rng = jax.random.PRNGKey(seed)
+    unrolled model: both layouts start from the same parameters. The key is an argument,
+    not a constant of the program: one compiled program serves every seed (a study's
+    seeds, a sweep's runs hit the compilation cache), and it draws the same bits."""
     enc_len, dec_len = feature_lengths["inputs"], feature_lengths["targets"]
     config = model.module.config
     scanned = EncoderDecoderModel(model.module.clone(
         config=dataclasses.replace(config, scan_layers=True)))
 
-    def init():
+    def init(rng):
         params = nn.unbox(scanned.init(rng, enc_len, dec_len)["params"])
         return params if config.scan_layers else layout.unscan_params(params, config)
 
@@ -53,9 +54,8 @@ def init_state(model: EncoderDecoderModel, tx: optax.GradientTransformation,
     """
     if boxed is None:
         boxed = abstract_boxed(model, feature_lengths, seed)
-    shardings = partitioning.param_shardings(boxed, mesh)
-    return state_from_params(tx, params_initializer(model, feature_lengths, seed, shardings)(),
-                             boxed, mesh)
+    init = params_initializer(model, feature_lengths, partitioning.param_shardings(boxed, mesh))
+    return state_from_params(tx, init(jax.random.PRNGKey(seed)), boxed, mesh)
 
 
 def state_from_params(tx: optax.GradientTransformation, params, boxed, mesh):

@@ -97,15 +97,14 @@ def init_method_from_backbone(conditioner: Conditioner, params, seed: int):
     (`Conditioner.init_from_backbone`), placed as before."""
     if "conditioner" not in params:
         return params
-    rng = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
-
-    def reinit(params):
+    def reinit(params, rng):  # the key an argument: one program for every seed
         backbone = {k: v for k, v in params.items() if k != "conditioner"}
         return {**params, "conditioner": conditioner.init_from_backbone(
             params["conditioner"], backbone, rng)}
 
     shardings = jax.tree.map(lambda x: x.sharding, params)
-    return jax.jit(reinit, out_shardings=shardings)(params)
+    rng = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
+    return jax.jit(reinit, out_shardings=shardings)(params, rng)
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """Parameter initialisation: its program is the same size at any depth (so compiling it
 takes seconds at every size), and scanned and unrolled models start from the same
-parameters."""
+parameters; one compiled program serves every seed."""
 
 import dataclasses
 
@@ -34,7 +34,7 @@ def operations(lowered) -> int:
 def init_ops(model: EncoderDecoderModel) -> int:
     """Operations of the initialiser init_state runs."""
     with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES):
-        return operations(params_initializer(model, LENGTHS, 0).lower())
+        return operations(params_initializer(model, LENGTHS).lower(jax.random.PRNGKey(0)))
 
 
 def flax_init_ops(model: EncoderDecoderModel) -> int:
@@ -48,7 +48,8 @@ def test_init_program_is_flat_in_depth():
     assert init_ops(model_of(12, True)) == init_ops(model_of(2, True))
     # Unrolled: the scanned program plus the split into layers_i (a slice per parameter).
     deep = model_of(12, False)
-    leaves = len(jax.tree.leaves(jax.eval_shape(params_initializer(deep, LENGTHS, 0))))
+    leaves = len(jax.tree.leaves(jax.eval_shape(params_initializer(deep, LENGTHS),
+                                                  jax.random.PRNGKey(0))))
     assert init_ops(deep) <= init_ops(model_of(12, True)) + 2 * leaves
     # Flax's own unrolled init is not flat: the count sees layers.
     assert flax_init_ops(deep) > 2 * flax_init_ops(model_of(2, False))
@@ -66,3 +67,21 @@ def test_scanned_and_unrolled_start_equal():
     # Not all one number: the layers differ from each other.
     kernel = states[True]["params"]["encoder"]["encoder"]["mlp"]["wo"]["kernel"]
     assert not np.allclose(kernel[:, 0], kernel[:, 1])
+
+
+def test_one_initialiser_program_serves_every_seed_and_draws_flaxs_bits():
+    """The seed is the program's argument, not a constant in it: a study's second seed or a
+    sweep's next run reuses the compiled initialiser. Its draws are Flax's own `init` with
+    that key, jitted with the key a constant, bit for bit (so no figure moved)."""
+    model = model_of(2, True)
+    with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES):
+        init = params_initializer(model, LENGTHS)
+        programs = {init.lower(jax.random.PRNGKey(seed)).as_text() for seed in (0, 7)}
+        assert len(programs) == 1
+        drawn = init(jax.random.PRNGKey(7))
+    key = jax.random.PRNGKey(7)
+    flax_init = jax.jit(lambda: nn.unbox(model.init(key, LENGTHS["inputs"],
+                                                    LENGTHS["targets"])["params"]))()
+    jax.tree.map(np.testing.assert_array_equal, drawn, flax_init)
+    assert not np.array_equal(jax.tree.leaves(drawn)[0],
+                              jax.tree.leaves(init(jax.random.PRNGKey(0)))[0])

@@ -96,7 +96,7 @@ def test_it_trains_with_its_groups_and_backbone_initialisation(run):
     config = model.module.config
     # what `train` initialised (seed 0), before the method's own init
     initial = jax.tree.map(np.asarray, params_initializer(
-        model, {"inputs": 24, "targets": 12}, 0)())
+        model, {"inputs": 24, "targets": 12})(jax.random.PRNGKey(0)))
     saved = {k: t.load() for k, t in sources.read(str(model_dir), "hyperprompt",
                                                   config).items()}
     assert json.loads((model_dir / "results.json").read_text())  # it was evaluated
