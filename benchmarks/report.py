@@ -87,7 +87,9 @@ def trainer(result: dict) -> list[str]:
             + (f" The trainer with its input pipeline replaced by batches held in memory: "
                f"{result['in_memory_x_bare']:.3f}x (the loop's own cost; the rest is the "
                f"pipeline's CPU, on the same cores as the step)."
-               if "in_memory_x_bare" in result else "")]
+               if "in_memory_x_bare" in result else "")
+            + (f" The input pipeline alone spends {result['pipeline_cpu_ms_per_batch']:.1f} ms "
+               f"of host CPU a batch." if "pipeline_cpu_ms_per_batch" in result else "")]
 
 
 def compile_xxl(result: dict) -> list[str]:

@@ -13,7 +13,9 @@ the trainer (their mean). Goal: the trainer within 5% of the bare step.
 
 A third figure separates the loop from the input pipeline: the trainer again with its
 pipeline replaced by the same 50 batches held in memory and cycled (`in_memory`), i.e. the
-loop's own cost (finiteness checks, logging, progress bar, host-to-device copies).
+loop's own cost (finiteness checks, logging, progress bar, host-to-device copies). A fourth
+is the input pipeline alone: the host CPU (all its threads) it spends a batch, which on CPU
+training is taken from the step's cores.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import itertools
 import os
 import statistics
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from unittest import mock
 
 import flax.linen as nn
@@ -48,15 +51,19 @@ def in_memory(train_batches):
         list(itertools.islice(train_batches(*args, **kwargs), IN_MEMORY_BATCHES)))
 
 
+def quickstart_batches() -> Iterator[dict]:
+    """The quickstart's training batches (host numpy), as the trainer reads them."""
+    name = cli._macro("MIXTURE_OR_TASK_NAME")
+    return data.train_batches(name, data.task_registry(name), cli._macro("TASK_FEATURE_LENGTHS"),
+                              cli._macro("BATCH_SIZE"), seed=0)
+
+
 def bare_step(steps: int, log_period: int) -> Callable[[], float]:
     """A function returning the jitted step's steps/s over steps log_period+1 .. steps from
     a fresh initialisation, as the trainer's windows after the first."""
     model = cli._bound("MODEL/macro.value")
-    lengths, batch_size = cli._macro("TASK_FEATURE_LENGTHS"), cli._macro("BATCH_SIZE")
-    registry = data.task_registry(cli._macro("MIXTURE_OR_TASK_NAME"))
-    host_batches = itertools.islice(data.train_batches(
-        cli._macro("MIXTURE_OR_TASK_NAME"), registry, lengths, batch_size, seed=0),
-        IN_MEMORY_BATCHES)
+    lengths = cli._macro("TASK_FEATURE_LENGTHS")
+    host_batches = itertools.islice(quickstart_batches(), IN_MEMORY_BATCHES)
     mesh = partitioning.make_mesh(1)
     with nn.logical_axis_rules(partitioning.LOGICAL_AXIS_RULES), jax.set_mesh(mesh):
         boxed = abstract_boxed(model, lengths)
@@ -78,6 +85,18 @@ def bare_step(steps: int, log_period: int) -> Callable[[], float]:
                 return (steps - log_period) / timed(lambda: run(state, log_period, steps))
 
         return steps_per_s
+
+
+def pipeline_cpu_ms(batches: int = 300) -> float:
+    """Host CPU ms (every thread of this process) per batch of the quickstart's training
+    input pipeline, after 20 batches of warm-up."""
+    pipeline = quickstart_batches()
+    for _ in itertools.islice(pipeline, 20):
+        pass
+    start = time.process_time()
+    for _ in itertools.islice(pipeline, batches):
+        pass
+    return (time.process_time() - start) / batches * 1e3
 
 
 def trainer_steps_per_s(model_dir: str, steps: int, log_period: int) -> list[float]:
@@ -106,17 +125,19 @@ def main() -> None:
         with mock.patch.object(data, "train_batches", in_memory(data.train_batches)):
             memory = statistics.median(trainer_steps_per_s(
                 os.path.join(tmp, "in_memory"), args.steps, args.log_period))
+        pipeline_ms = pipeline_cpu_ms()
     bare = (before + after) / 2
     trainer = statistics.median(windows)
     print(f"bare step {bare:.2f} steps/s (before {before:.2f}, after {after:.2f}); trainer "
           f"{trainer:.2f} steps/s = {trainer / bare:.3f}x the bare step; batches from memory "
-          f"{memory:.2f} steps/s = {memory / bare:.3f}x")
+          f"{memory:.2f} steps/s = {memory / bare:.3f}x; the input pipeline alone "
+          f"{pipeline_ms:.1f} ms of host CPU a batch")
     write_result("trainer_throughput", {
         "gin_file": GIN_FILE, "steps": args.steps, "log_period": args.log_period,
         "bare_steps_per_s": bare, "bare_before": before, "bare_after": after,
         "trainer_steps_per_s": trainer, "trainer_windows": windows,
         "trainer_x_bare": trainer / bare, "in_memory_steps_per_s": memory,
-        "in_memory_x_bare": memory / bare})
+        "in_memory_x_bare": memory / bare, "pipeline_cpu_ms_per_batch": pipeline_ms})
 
 
 if __name__ == "__main__":

@@ -86,6 +86,52 @@ def test_fused_maps_yield_the_batches_of_the_plain_pipeline():
             np.testing.assert_array_equal(a[key], b[key])
 
 
+def _untrimmed_mix(n: int):
+    """The first n validation examples of the synthetic tasks mixed, untrimmed (as eval
+    reads them), each with its task id."""
+    registry = data.task_registry("synthetic_mtl")
+    return data.tf.data.Dataset.sample_from_datasets(
+        [data.task_dataset(t, i, "validation", None, False, None)
+         for i, t in enumerate(registry)], seed=0).take(n)
+
+
+@pytest.mark.parametrize("lengths", [LENGTHS, {"inputs": 20, "targets": 11}])
+def test_batch_conversion_yields_seqios_converter_batches(lengths):
+    """`convert_and_batch` converts whole batches (`data.model_features`): the batches of
+    seqio's per-example converter (`TaskIdFeatureConverter`), number for number, dtype for
+    dtype: padded (24/12, or 20/11: the longest examples fill their rows), a short last
+    batch, and one shard's rows of each global batch after skipping the first."""
+    seqio_batches = lambda rows, drop: list(  # noqa: E731
+        data.TaskIdFeatureConverter()(_untrimmed_mix(70), lengths)
+        .batch(rows, drop_remainder=drop).as_numpy_iterator())
+    cases = [
+        (data.convert_and_batch(_untrimmed_mix(70), lengths, 16, drop_remainder=False),
+         seqio_batches(16, False)),  # 4 x 16 + 6
+        (data.convert_and_batch(_untrimmed_mix(70), lengths, 16, drop_remainder=True, skip=1,
+                                shard=(1, 2)), seqio_batches(8, True)[1::2][1:]),
+    ]
+    for got, want in cases:
+        got = list(got)
+        assert [len(b["task_ids"]) for b in got] == [len(b["task_ids"]) for b in want]
+        assert len(got) in (5, 3)
+        for ours, theirs in zip(got, want, strict=True):
+            theirs = {**theirs, "task_ids": theirs["task_ids"][:, 0]}
+            assert ours.keys() == theirs.keys()
+            for key in theirs:
+                assert ours[key].dtype == theirs[key].dtype, key
+                np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+
+
+def test_batch_conversion_fails_on_a_missing_or_too_long_feature():
+    """As seqio's converter does, rather than train on cut examples."""
+    ds = _untrimmed_mix(4).map(lambda ex: {k: v for k, v in ex.items() if k != "targets"})
+    with pytest.raises(UsageError, match=r"lack \['targets'\]"):
+        data.convert_and_batch(ds, LENGTHS, 4, drop_remainder=False)
+    short = {"inputs": 24, "targets": 2}  # every target is longer
+    with pytest.raises(data.tf.errors.InvalidArgumentError, match="feature targets is longer"):
+        next(data.convert_and_batch(_untrimmed_mix(4), short, 4, drop_remainder=False))
+
+
 def test_packed_train_rows_hold_examples_of_their_row_task_only():
     registry = data.task_registry("synthetic_mtl")
     lengths = {"inputs": 64, "targets": 24}
