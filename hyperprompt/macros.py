@@ -61,6 +61,11 @@ RULES: dict[str, tuple[Callable[[object], bool], str, str]] = {
     "PROMPT_LENGTH": (_positive_int, "an integer >= 1", "100"),
     "HYPERPROMPT_LENGTH": (_positive_int, "an integer >= 1", "16"),
     "HYPERPROMPT_BOTTLENECK": (_positive_int, "an integer >= 1", "16"),
+    "ADAPTER_REDUCTION": (_positive_int, "an integer >= 1 dividing d_model", "32"),
+    "HYPERGRID_ROWS": (_positive_int, "an integer >= 1", "32"),
+    "HYPERGRID_COLS": (_positive_int, "an integer >= 1", "32"),
+    "ATTEMPT_BOTTLENECK": (_positive_int, "an integer >= 1", "100"),
+    "ATTEMPT_ATTENTION_LEARNING_RATE": (lambda v: _number(v) and v > 0, "a number > 0", "0.3"),
 }
 
 

@@ -31,7 +31,7 @@ def a_file(tmp_path):
     return f"--gin.INITIAL_CHECKPOINT_PATH='{tmp_path / 'weights.bin'}'"
 
 
-# (extra flags, or a function of tmp_path giving one; what the line must say)
+# (an extra flag, several, or a function of tmp_path giving one; what the line must say)
 FRESH_RUN = [
     (lambda p: gin_file(p, BAD_GIN), "bad.gin: EOF in multi-line statement (line 2): a bracket "
                                      "or quote is not closed"),
@@ -56,6 +56,21 @@ FRESH_RUN = [
     (no_such, "INITIAL_CHECKPOINT_PATH="),
     (empty_folder, "holds no checkpoint (no config.json, t5x `checkpoint` file or orbax step)"),
     (a_file, "weights.bin' is a file, not a checkpoint folder"),
+    # A method's macros and fields (its gin file swapped in).
+    (["--gin_file=methods/adapters.gin", "--gin.ADAPTER_REDUCTION=0"],
+     "ADAPTER_REDUCTION=0 is out of range: it must be an integer >= 1 dividing d_model"),
+    (["--gin_file=methods/adapters.gin", "--gin.ADAPTER_REDUCTION=3"],
+     "Adapters.reduction_factor=3 does not divide"),
+    (["--gin_file=methods/hypergrid_lg.gin", "--gin.HYPERGRID_COLS=-4"],
+     "HYPERGRID_COLS=-4 is out of range"),
+    (["--gin_file=methods/hypergrid_l.gin", "--gin.HYPERGRID_STACKS='encoders'"],
+     "HyperGrid.stacks='encoders': use one of"),
+    (["--gin_file=methods/hyperprompt_global.gin", "--gin.HYPERPROMPT_PLACEMENT='input'"],
+     "placement='input'"),
+    (["--gin_file=methods/attempt.gin", "--gin.ATTEMPT_ATTENTION_LEARNING_RATE=-0.3"],
+     "ATTEMPT_ATTENTION_LEARNING_RATE=-0.3 is out of range: it must be a number > 0"),
+    (["--gin_file=methods/attempt.gin", "--gin.ATTEMPT_BOTTLENECK=0"],
+     "ATTEMPT_BOTTLENECK=0 is out of range"),
 ]
 
 
@@ -68,9 +83,10 @@ def run_cli(argv, capsys):
 def test_rejected_train_does_not_create_model_dir(tmp_path, capsys, small_run_flags, extra,
                                                   message):
     model_dir = tmp_path / "run"
-    flag = extra(tmp_path) if callable(extra) else extra
+    flags = extra(tmp_path) if callable(extra) else extra
+    flags = [flags] if isinstance(flags, str) else flags
     code, err = run_cli(["train", *small_run_flags, f"--gin.MODEL_DIR='{model_dir}'",
-                         "--gin.TRAIN_STEPS=2", flag], capsys)
+                         "--gin.TRAIN_STEPS=2", *flags], capsys)
     assert code == cli.EXIT_USAGE and len(err) == 1, err
     assert message in err[0], err
     assert "--from" not in err[0] and "object at 0x" not in err[0]

@@ -29,6 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from hyperprompt.errors import UsageError
 from hyperprompt.methods.base import Method, register
 from hyperprompt.models.conditioning import (
     AdapterNorm,
@@ -109,7 +110,7 @@ class Adapters(Method):
     @nn.nowrap
     def bottleneck(self, d: int) -> int:
         if d % self.reduction_factor:
-            raise ValueError(f"Adapters.reduction_factor={self.reduction_factor} does not divide "
+            raise UsageError(f"Adapters.reduction_factor={self.reduction_factor} does not divide "
                              f"the model width {d}; choose a divisor of {d}.")
         return d // self.reduction_factor
 

@@ -109,9 +109,9 @@ class Attempt(Method):
         for field, value, allowed in (("pooling", self.pooling, POOLINGS),
                                       ("attention", self.attention, ATTENTIONS)):
             if value not in allowed:
-                raise ValueError(f"Attempt.{field}={value!r}: use one of {allowed}.")
+                raise UsageError(f"Attempt.{field}={value!r}: use one of {allowed}.")
         if not self.sources:
-            raise ValueError("Attempt.sources is empty: name at least one bank prompt.")
+            raise UsageError("Attempt.sources is empty: name at least one bank prompt.")
 
     @nn.nowrap
     def _bank_prompt(self, name: str, d_model: int) -> np.ndarray:

@@ -38,6 +38,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from hyperprompt.errors import UsageError
 from hyperprompt.methods.adapters import (
     ADAPTER_AXES,
     FREEZE_BACKBONE_BUT_NORMS,
@@ -73,10 +74,10 @@ class HyperFormer(Method):
     def shapes(self, config: T5Config) -> dict[str, tuple[int, ...]]:
         """The generated adapter weights' shapes (`adapters.adapter_shapes`)."""
         if self.variant not in VARIANTS:
-            raise ValueError(f"HyperFormer.variant={self.variant!r}: use one of {VARIANTS}.")
+            raise UsageError(f"HyperFormer.variant={self.variant!r}: use one of {VARIANTS}.")
         d = config.emb_dim
         if d % self.reduction_factor:
-            raise ValueError(f"HyperFormer.reduction_factor={self.reduction_factor} does not "
+            raise UsageError(f"HyperFormer.reduction_factor={self.reduction_factor} does not "
                              f"divide the model width {d}; choose a divisor of {d}.")
         return adapter_shapes(d, d // self.reduction_factor)
 

@@ -45,6 +45,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from hyperprompt.errors import UsageError
 from hyperprompt.methods.base import Method, register
 from hyperprompt.models.conditioning import Conditioning, LayerHook, StackConditioning
 from hyperprompt.models.configs import T5Config
@@ -153,16 +154,16 @@ class HyperGrid(Method):
                                       ("stacks", self.stacks, STACKS),
                                       ("matrices", self.matrices, MATRICES)):
             if value not in allowed:
-                raise ValueError(f"HyperGrid.{field}={value!r}: use one of {allowed}.")
+                raise UsageError(f"HyperGrid.{field}={value!r}: use one of {allowed}.")
         if self.prefix == "layer_input" and self.stacks != "encoder":
-            raise ValueError(f"HyperGrid.stacks={self.stacks!r} with prefix='layer_input': a "
+            raise UsageError(f"HyperGrid.stacks={self.stacks!r} with prefix='layer_input': a "
                              "decoder layer's position 0 is the start token and a decode step "
                              "sees one position; use prefix='embedding' or stacks='encoder'.")
         if self.variant == "l":
             return
         for name, (fan_in, out) in _matrix_shapes(config, self.matrices).items():
             if fan_in % self.grid_rows or out % self.grid_cols:
-                raise ValueError(f"HyperGrid's {self.grid_rows} x {self.grid_cols} grid does not "
+                raise UsageError(f"HyperGrid's {self.grid_rows} x {self.grid_cols} grid does not "
                                  f"tile {name}'s [{fan_in}, {out}] kernel; choose grid_rows "
                                  f"dividing {fan_in} and grid_cols dividing {out}.")
 
@@ -172,6 +173,7 @@ class HyperGrid(Method):
         """-> Conditioning with an ffn_gate hook per chosen stack (task_ids unused: the
         gates come from each example's prefix)."""
         del task_ids, deterministic
+        self._check(self.config)  # every field, also where no stack or generator reads it
         prefix = None
         if self.prefix == "embedding":
             prefix = embedder(encoder_tokens[:, 0]).astype(jnp.float32)  # [B, d_m]

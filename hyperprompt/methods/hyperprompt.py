@@ -46,6 +46,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from hyperprompt.errors import UsageError
 from hyperprompt.methods.base import Method, register
 from hyperprompt.models.conditioning import Conditioning, KVPrefix, StackConditioning
 from hyperprompt.models.configs import T5Config
@@ -80,7 +81,7 @@ class HyperPrompt(Method):
     @nn.nowrap
     def stack_depths(self) -> dict[str, int]:
         if self.variant not in VARIANTS or self.placement not in PLACEMENTS:
-            raise ValueError(f"HyperPrompt variant={self.variant!r}, placement="
+            raise UsageError(f"HyperPrompt variant={self.variant!r}, placement="
                              f"{self.placement!r}: use {VARIANTS} and {PLACEMENTS}.")
         depths = {"encoder": self.config.num_encoder_layers,
                   "decoder": self.config.num_decoder_layers}

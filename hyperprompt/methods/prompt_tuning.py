@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from hyperprompt.errors import UsageError
 from hyperprompt.methods.base import Method, Params, register
 from hyperprompt.models.conditioning import Conditioning
 from hyperprompt.models.configs import T5Config
@@ -39,7 +40,7 @@ def sample_vocab_rows(embedding: jax.Array, rng: jax.Array, tasks: int, length: 
     rows of `embedding` [vocab, D]."""
     population = min(VOCAB_POPULATION, embedding.shape[0])
     if length > population:
-        raise ValueError(f"a prompt of {length} rows cannot be drawn without replacement from "
+        raise UsageError(f"a prompt of {length} rows cannot be drawn without replacement from "
                          f"{population} vocabulary rows; use prompt_init='uniform'.")
     choose = lambda key: jax.random.choice(key, population, (length,), replace=False)  # noqa: E731
     rows = jax.vmap(choose)(jax.random.split(rng, tasks))  # [tasks, length]
@@ -60,7 +61,7 @@ class PromptTuning(Method):
                  deterministic: bool = True) -> Conditioning:
         """task_ids [B] -> Conditioning(input_prompt [B, P, D])."""
         if self.prompt_init not in INITS:
-            raise ValueError(f"PromptTuning.prompt_init={self.prompt_init!r}: use one of {INITS}.")
+            raise UsageError(f"PromptTuning.prompt_init={self.prompt_init!r}: use one of {INITS}.")
 
         def init_fn(rng, shape, dtype=jnp.float32):
             if self.prompt_init == "vocab":  # replaced from the loaded table before training

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from hyperprompt.errors import UsageError
 from hyperprompt.methods.hypergrid import VARIANTS, HyperGrid, gate_grid, grid_gated_matmul
 from hyperprompt.models.configs import CONFIGS, T5Config
 from hyperprompt.models.t5 import Transformer
@@ -194,12 +195,15 @@ def test_the_papers_sizes_tile_the_default_grid(name):
 
 
 def test_bad_choices_are_one_line_errors():
-    with pytest.raises(ValueError, match="grid does not tile wi_0's"):
+    with pytest.raises(UsageError, match="grid does not tile wi_0's"):
         HyperGrid(CFG, "l2", 3, 8).parameter_count(CFG)
-    with pytest.raises(ValueError, match="use prefix='embedding' or stacks='encoder'"):
+    with pytest.raises(UsageError, match="use prefix='embedding' or stacks='encoder'"):
         HyperGrid(CFG, "lg", ROWS, COLS, stacks="both").parameter_count(CFG)
-    with pytest.raises(ValueError, match=r"HyperGrid.variant='x': use one of"):
+    with pytest.raises(UsageError, match=r"HyperGrid.variant='x': use one of"):
         HyperGrid(CFG, "x").parameter_count(CFG)
+    # A stack named wrong gated none and trained the plain backbone without a word.
+    with pytest.raises(UsageError, match=r"HyperGrid.stacks='encoders': use one of"):
+        init_params(CFG, method(CFG, "l", stacks="encoders"))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -12,6 +12,7 @@ import pytest
 
 from hyperprompt import cli
 from hyperprompt.convert import sources
+from hyperprompt.errors import UsageError
 from hyperprompt.methods.hyperprompt import HyperPrompt, parameter_count
 from hyperprompt.model import EncoderDecoderModel
 from hyperprompt.models.configs import CONFIGS
@@ -140,7 +141,7 @@ def test_prompt_length_zero_is_bit_identical_to_vanilla(tiny_config):
 
 
 def test_bad_variant_is_rejected(tiny_config):
-    with pytest.raises(ValueError, match="variant='local'"):
+    with pytest.raises(UsageError, match="variant='local'"):
         build(tiny_config, variant="local")
 
 
