@@ -226,6 +226,11 @@ def convert_and_batch(ds: tf.data.Dataset, feature_lengths: Mapping[str, int], b
     if missing:
         raise UsageError(f"examples lack {missing} (they have {sorted(ds.element_spec)}); a "
                          f"task must output each of TASK_FEATURE_LENGTHS' features.")
+    for name in feature_lengths:  # as seqio's converter requires
+        spec = ds.element_spec[name]
+        if spec.dtype != tf.int32 or spec.shape.rank != 1:
+            raise UsageError(f"feature {name!r} is {spec.dtype.name} of rank {spec.shape.rank}"
+                             f"; a task's text features must be int32 token vectors (rank 1).")
     examples = ds.map(lambda ex: {k: ex[k] for k in needed})
     batched = (_shard_batches(examples, batch_size, shard) if drop_remainder
                else examples.padded_batch(batch_size))

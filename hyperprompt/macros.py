@@ -1,4 +1,5 @@
-"""Ranges of the numeric macros, checked before any command reads data or writes a file.
+"""Ranges of the numeric and boolean macros, checked before any command reads data or writes
+a file.
 
 A macro that the gin files leave unbound is not checked; one bound to a configurable
 (e.g. LEARNING_RATE = @optax.warmup_cosine_decay_schedule()) is the configurable's business.
@@ -32,6 +33,10 @@ def _optional(check: Callable[[object], bool]) -> Callable[[object], bool]:
     return lambda value: value is None or check(value)
 
 
+def _bool(value) -> bool:
+    return isinstance(value, bool)
+
+
 def _lengths(value) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) and _positive_int(v)
                                            for k, v in value.items())
@@ -50,7 +55,8 @@ RULES: dict[str, tuple[Callable[[object], bool], str, str]] = {
     "NUM_TASKS": (_positive_int, "an integer >= 1", "4"),
     "SEED": (lambda v: _integer(v) and v >= 0, "an integer >= 0", "0"),
     "LEARNING_RATE": (lambda v: _number(v) and v >= 0, "a number >= 0 (0 trains nothing)", "1e-3"),
-    "PROMPT_LEARNING_RATE": (lambda v: _number(v) and v > 0, "a number > 0", "0.3"),
+    "PROMPT_LEARNING_RATE": (_optional(lambda v: _number(v) and v > 0),
+                             "a number > 0 or None (the run's optimizer)", "0.3"),
     "DROPOUT_RATE": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)", "0.1"),
     "Z_LOSS": (lambda v: _number(v) and v >= 0, "a number >= 0", "1e-4"),
     "LOSS_NORMALIZING_FACTOR": (
@@ -65,7 +71,11 @@ RULES: dict[str, tuple[Callable[[object], bool], str, str]] = {
     "HYPERGRID_ROWS": (_positive_int, "an integer >= 1", "32"),
     "HYPERGRID_COLS": (_positive_int, "an integer >= 1", "32"),
     "ATTEMPT_BOTTLENECK": (_positive_int, "an integer >= 1", "100"),
-    "ATTEMPT_ATTENTION_LEARNING_RATE": (lambda v: _number(v) and v > 0, "a number > 0", "0.3"),
+    "ATTEMPT_ATTENTION_LEARNING_RATE": (_optional(lambda v: _number(v) and v > 0),
+                                        "a number > 0 or None (the run's optimizer)", "0.3"),
+    **{name: (_bool, "True or False", "True") for name in (
+        "PACK", "SCAN_LAYERS", "RESTORE_OPTIMIZER_STATE", "FREEZE_BACKBONE", "ADAPTER_SHARED",
+        "ATTEMPT_SHARED_ATTENTION", "ATTEMPT_TARGET_PROMPT", "ATTEMPT_TRAIN_LAYER_NORM")},
 }
 
 

@@ -3,9 +3,11 @@ was (a fresh MODEL_DIR is not even created; a trained run keeps every file and f
 
 import shutil
 
+import gin
 import pytest
 
-from hyperprompt import cli
+from hyperprompt import cli, macros
+from hyperprompt.errors import UsageError
 
 BAD_GIN = "TRAIN_STEPS = (\n"
 MISSING_INCLUDE = "include 'experiments/quickstart.gin'\ninclude 'no/such/file.gin'\n"
@@ -71,7 +73,30 @@ FRESH_RUN = [
      "ATTEMPT_ATTENTION_LEARNING_RATE=-0.3 is out of range: it must be a number > 0"),
     (["--gin_file=methods/attempt.gin", "--gin.ATTEMPT_BOTTLENECK=0"],
      "ATTEMPT_BOTTLENECK=0 is out of range"),
+    (["--gin_file=methods/attempt.gin", "--gin.ATTEMPT_SOURCES='glue_mnli'"],
+     "Attempt.sources='glue_mnli' is one name, not a tuple of names; write ('glue_mnli',)."),
+    # A string is truthy: 'False' would have switched the setting on.
+    ("--gin.PACK='False'", "PACK='False' is out of range: it must be True or False"),
+    (["--gin_file=methods/adapters.gin", "--gin.ADAPTER_SHARED='no'"],
+     "ADAPTER_SHARED='no' is out of range: it must be True or False"),
 ]
+
+
+@pytest.mark.parametrize("method, macro", [("prompt_tuning", "PROMPT_LEARNING_RATE"),
+                                           ("attempt", "ATTEMPT_ATTENTION_LEARNING_RATE")])
+def test_a_none_learning_rate_is_in_range(method, macro):
+    """None trains the method's parameters with the run's optimizer (the ATTEMPT recipe's
+    source prompts: README, studies/glue.gin); its range check once refused it."""
+    files = ["experiments/quickstart.gin", f"methods/{method}.gin"]
+    try:
+        cli.parse_gin(files, [f"{macro}=None"], [])
+        macros.check()
+        cli.parse_gin(files, [f"{macro}=0"], [])
+        with pytest.raises(UsageError, match=f"{macro}=0 is out of range: it must be a number "
+                                             f"> 0 or None"):
+            macros.check()
+    finally:
+        gin.clear_config()
 
 
 def run_cli(argv, capsys):

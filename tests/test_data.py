@@ -122,11 +122,15 @@ def test_batch_conversion_yields_seqios_converter_batches(lengths):
                 np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
 
 
-def test_batch_conversion_fails_on_a_missing_or_too_long_feature():
+def test_batch_conversion_fails_on_a_missing_mistyped_or_too_long_feature():
     """As seqio's converter does, rather than train on cut examples."""
     ds = _untrimmed_mix(4).map(lambda ex: {k: v for k, v in ex.items() if k != "targets"})
     with pytest.raises(UsageError, match=r"lack \['targets'\]"):
         data.convert_and_batch(ds, LENGTHS, 4, drop_remainder=False)
+    int64 = _untrimmed_mix(4).map(lambda ex: {**ex, "targets": data.tf.cast(ex["targets"],
+                                                                            data.tf.int64)})
+    with pytest.raises(UsageError, match="'targets' is int64 of rank 1; a task's text"):
+        data.convert_and_batch(int64, LENGTHS, 4, drop_remainder=False)
     short = {"inputs": 24, "targets": 2}  # every target is longer
     with pytest.raises(data.tf.errors.InvalidArgumentError, match="feature targets is longer"):
         next(data.convert_and_batch(_untrimmed_mix(4), short, 4, drop_remainder=False))

@@ -110,6 +110,9 @@ class Attempt(Method):
                                       ("attention", self.attention, ATTENTIONS)):
             if value not in allowed:
                 raise UsageError(f"Attempt.{field}={value!r}: use one of {allowed}.")
+        if isinstance(self.sources, str):  # else read as one source per character
+            raise UsageError(f"Attempt.sources={self.sources!r} is one name, not a tuple of "
+                             f"names; write ({self.sources!r},).")
         if not self.sources:
             raise UsageError("Attempt.sources is empty: name at least one bank prompt.")
 
