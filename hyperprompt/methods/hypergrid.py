@@ -144,6 +144,7 @@ class HyperGrid(Method):
 
     @nn.nowrap
     def stack_depths(self, config: T5Config) -> dict[str, int]:
+        self._check(config)  # else a misspelt `stacks` selects no stack, without a word
         depths = {"encoder": config.num_encoder_layers, "decoder": config.num_decoder_layers}
         return {k: v for k, v in depths.items() if self.stacks in (k, "both")}
 
@@ -173,7 +174,6 @@ class HyperGrid(Method):
         """-> Conditioning with an ffn_gate hook per chosen stack (task_ids unused: the
         gates come from each example's prefix)."""
         del task_ids, deterministic
-        self._check(self.config)  # every field, also where no stack or generator reads it
         prefix = None
         if self.prefix == "embedding":
             prefix = embedder(encoder_tokens[:, 0]).astype(jnp.float32)  # [B, d_m]
@@ -193,7 +193,6 @@ class HyperGrid(Method):
 
     @nn.nowrap
     def parameter_count(self, config: T5Config) -> int:
-        self._check(config)
         return parameter_count(self.variant, config, self.grid_rows, self.grid_cols,
                                self.matrices, list(self.stack_depths(config).values()))
 
