@@ -97,6 +97,7 @@ def init_method_from_backbone(conditioner: Conditioner, params, seed: int):
     (`Conditioner.init_from_backbone`), placed as before."""
     if "conditioner" not in params:
         return params
+
     def reinit(params, rng):  # the key an argument: one program for every seed
         backbone = {k: v for k, v in params.items() if k != "conditioner"}
         return {**params, "conditioner": conditioner.init_from_backbone(
