@@ -115,6 +115,9 @@ class Attempt(Method):
                              f"names; write ({self.sources!r},).")
         if not self.sources:
             raise UsageError("Attempt.sources is empty: name at least one bank prompt.")
+        if self.temperature is not None and not self.temperature > 0:
+            raise UsageError(f"Attempt.temperature={self.temperature!r} must be > 0 (None: "
+                             f"the paper's d * e).")
 
     @nn.nowrap
     def _bank_prompt(self, name: str, d_model: int) -> np.ndarray:
@@ -156,7 +159,7 @@ class Attempt(Method):
             embedded = embedder(encoder_tokens).astype(jnp.float32)
             pooled = max_pool(embedded, encoder_tokens if self.pooling == "masked" else None)
             h = self._attention_module(task_ids, pooled, d, r)  # [B, d]
-            temperature = self.temperature or d * math.e
+            temperature = d * math.e if self.temperature is None else self.temperature
             weights = jax.nn.softmax(jnp.einsum("bd,bkd->bk", h, keys) / temperature, axis=-1)
         self.sow("intermediates", "attention", weights)  # [B, k]
         instance = jnp.einsum("bt,tmd->bmd", weights[:, :t], sources)

@@ -114,13 +114,17 @@ def test_prompts_come_from_the_bank_and_the_target_from_its_source(tiny_config, 
 
 
 def test_temperature_is_d_times_e(tiny_config, bank):
-    """A temperature of d·e differs from any other: the default's weights move when it does."""
+    """A temperature of d·e differs from any other: the default's weights move when it does;
+    one that is not > 0 is refused."""
     model, params = build(tiny_config, bank)
     _, default = condition(model, params)
     explicit, _ = build(tiny_config, bank, temperature=tiny_config.emb_dim * math.e)
     other, _ = build(tiny_config, bank, temperature=1.0)
     np.testing.assert_array_equal(condition(explicit, params)[1], default)
     assert not np.allclose(condition(other, params)[1], default)
+    for bad in (0.0, -1.0):  # 0 fell back to d·e (an `or`), a negative one inverted it
+        with pytest.raises(UsageError, match=f"temperature={bad} must be > 0"):
+            build(tiny_config, bank, temperature=bad)
 
 
 @pytest.mark.parametrize("train_layer_norm,want", [(True, 231_936), (False, 230_400)])
