@@ -85,8 +85,9 @@ def test_sharded_step_equals_one_device(method, rule_sets):
     reductions split as the parameters); a method takes one of SGD at rate 1, so its
     parameters move by exactly their gradients (an adapter gradient 0.1% off when sharded
     put 23% of a kernel past the tolerance, 0.05% after Adafactor's normalised update;
-    Adafactor also doubled each case's compile time), under (2, 2) only: it splits every parameter that (1, 2) splits (embed over model where that
-    is free, else over data) and the activations too."""
+    Adafactor also doubled each case's compile time), under (2, 2) only: it splits every
+    parameter that (1, 2) splits (embed over model where that is free, else over data) and
+    the activations too."""
     conditioner = registered()[method].build(CONFIG, num_tasks=2)
     model = EncoderDecoderModel(Transformer(CONFIG, conditioner))
     tx = make_optimizer() if method == "vanilla" else optax.sgd(1.0)
