@@ -23,3 +23,12 @@ def test_shard_batch_splits_the_batch_axis():
     assert sharded.sharding.spec == jax.sharding.PartitionSpec("data")
     assert len(sharded.addressable_shards) == 8
     np.testing.assert_array_equal(jnp.asarray(sharded), np.arange(16).reshape(8, 2))
+
+
+def test_one_device_runs_build_meshes_over_the_first_device():
+    """The test helper that the long integration runs train under (tests/conftest.py)."""
+    from tests.conftest import one_device_runs
+
+    with one_device_runs():
+        assert partitioning.make_mesh(1).devices.tolist() == [[jax.devices()[0]]]
+    assert partitioning.make_mesh(1).devices.size == len(jax.devices()) == 8

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from hyperprompt import cli
-from tests.conftest import INTEGRATION_SETTINGS
+from tests.conftest import INTEGRATION_SETTINGS, one_device_runs
 
 pytestmark = pytest.mark.slow  # conftest: handed out first
 
@@ -53,12 +53,13 @@ def runs(tmp_path_factory):
     settings = root / "settings.gin"
     settings.write_text(SETTINGS)
     results = {}
-    for method in METHODS:
-        model_dir = root / method
-        assert cli.main(["train", "--gin_file=experiments/quickstart.gin",
-                         f"--gin_file=methods/{method}.gin", f"--gin_file={settings}",
-                         f"--gin.MODEL_DIR='{model_dir}'"]) == 0
-        results[method] = model_dir
+    with one_device_runs():
+        for method in METHODS:
+            model_dir = root / method
+            assert cli.main(["train", "--gin_file=experiments/quickstart.gin",
+                             f"--gin_file=methods/{method}.gin", f"--gin_file={settings}",
+                             f"--gin.MODEL_DIR='{model_dir}'"]) == 0
+            results[method] = model_dir
     return results
 
 
