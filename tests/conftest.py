@@ -66,7 +66,6 @@ def t5_vocab():
     gin.clear_config()
 
 
-
 @contextlib.contextmanager
 def one_device_runs():
     """In-process runs (`cli.main`) build their mesh over the first device only. For the
